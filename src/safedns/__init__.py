@@ -1,0 +1,1 @@
+"""safedns: a caching, ndots-aware, storm-proof DNS stub resolver."""
