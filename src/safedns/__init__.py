@@ -1,1 +1,38 @@
-"""safedns: a caching, ndots-aware, storm-proof DNS stub resolver."""
+"""safedns: a caching, ndots-aware stub resolver that will not flood your DNS.
+
+>>> import safedns
+>>> resolver = safedns.Resolver()                       # /etc/resolv.conf, like glibc
+>>> resolver.resolve("api.example.com").addresses       # doctest: +SKIP
+['192.0.2.10']
+"""
+
+from safedns._config import ResolverConfig
+from safedns._exceptions import InvalidName, NameNotFound, ResolveError, TemporaryFailure
+from safedns._planning import plan
+from safedns._records import Answer
+from safedns._resolver import Resolver
+from safedns._stats import Stats
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Answer",
+    "InvalidName",
+    "NameNotFound",
+    "ResolveError",
+    "Resolver",
+    "ResolverConfig",
+    "Stats",
+    "TemporaryFailure",
+    "__version__",
+    "plan",
+]
+
+for _name in __all__:
+    _obj = globals()[_name]
+    if hasattr(_obj, "__module__"):
+        try:
+            _obj.__module__ = "safedns"
+        except (AttributeError, TypeError):
+            pass
+del _name, _obj

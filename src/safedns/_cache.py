@@ -1,0 +1,151 @@
+"""Cache policy and the cache itself.
+
+Policy is pure arithmetic on a ``ResolverConfig`` (``entry_ttl``); the store
+(``DNSCache``) is a pair of bounded LRU maps (cachetools) with an injected
+clock, so TTL tests never sleep.
+
+Keys are ``(absolute name, type)``. Positive answers and NODATA live under
+their type; NXDOMAIN lives under ``(name, NXDOMAIN_KEY)`` and answers every
+type of that name (RFC 2308 §5). Negative entries have their own capacity
+(``max_negative_entries``), so a flood of random missing names can neither grow
+memory without bound nor evict the names the application uses.
+
+An entry is *fresh* while ``now < expires``, *stale* (kept for RFC 8767
+serve-stale) while ``now < expires + stale_ttl``, and gone after that.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cachetools import LRUCache
+
+from safedns._config import ResolverConfig
+from safedns._records import Positive, Result
+
+__all__ = ["NXDOMAIN_KEY", "DNSCache", "Entry", "entry_ttl"]
+
+#: The type slot under which an NXDOMAIN for a name is stored.
+NXDOMAIN_KEY = "*"
+
+Key = tuple[str, str]
+
+
+def entry_ttl(result: Result, config: ResolverConfig) -> float:
+    """How long ``result`` may be served as fresh, in seconds.
+
+    Positive: its smallest TTL clamped to ``[min_ttl, max_ttl]``. Negative:
+    min(SOA TTL, SOA MINIMUM) capped at ``max_negative_ttl`` (RFC 2308), or
+    ``negative_ttl_no_soa`` when the response had no SOA (0 = do not cache).
+    """
+    if isinstance(result, Positive):
+        return min(max(result.ttl, config.min_ttl), config.max_ttl)
+    if result.soa_ttl is None:
+        return config.negative_ttl_no_soa
+    return max(0.0, min(result.soa_ttl, config.max_negative_ttl))
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One cached result. Times are on the cache's clock."""
+
+    result: Result
+    stored: float
+    expires: float
+    #: When a hit should trigger a background refresh (refresh-ahead).
+    refresh_at: float
+    #: When the entry stops being usable even as stale data.
+    stale_until: float
+
+    def fresh(self, now: float) -> bool:
+        return now < self.expires
+
+
+class DNSCache:
+    """A thread-safe, bounded DNS cache shared by every front end of a resolver."""
+
+    def __init__(self, config: ResolverConfig, clock: Callable[[], float]) -> None:
+        self._config = config
+        self._clock = clock
+        self._positive: LRUCache[Key, Entry] = LRUCache(config.max_entries)
+        self._negative: LRUCache[Key, Entry] = LRUCache(config.max_negative_entries)
+        self._lock = threading.Lock()
+
+    def make_entry(self, result: Result, now: float) -> Entry:
+        config = self._config
+        ttl = entry_ttl(result, config)
+        expires = now + ttl
+        refresh_at = expires - ttl * config.prefetch_ratio if config.prefetch else expires
+        return Entry(result, now, expires, refresh_at, expires + config.stale_ttl)
+
+    def get(self, name: str, rdtype: str, now: float) -> Entry | None:
+        """The entry for (name, rdtype), fresh or stale, or None.
+
+        A fresh entry is preferred to a stale one; an NXDOMAIN for the name
+        counts for every type.
+        """
+        found: list[Entry] = []
+        with self._lock:
+            for store, key in (
+                (self._positive, (name, rdtype)),
+                (self._negative, (name, rdtype)),
+                (self._negative, (name, NXDOMAIN_KEY)),
+            ):
+                entry = store.get(key)
+                if entry is None:
+                    continue
+                if now >= entry.stale_until:
+                    del store[key]
+                else:
+                    found.append(entry)
+        if not found:
+            return None
+        if len(found) == 1:
+            return found[0]
+        return max(found, key=lambda e: (now < e.expires, e.stored))
+
+    def put(self, name: str, rdtype: str, result: Result, now: float) -> Entry | None:
+        """Store ``result``; returns its entry, or None when policy says not to
+        cache it (a TTL of 0 and no stale window)."""
+        entry = self.make_entry(result, now)
+        if entry.stale_until <= now:
+            return None
+        with self._lock:
+            if isinstance(result, Positive):
+                self._positive[(name, rdtype)] = entry
+                self._negative.pop((name, rdtype), None)
+            elif result.nxdomain:
+                self._negative[(name, NXDOMAIN_KEY)] = entry
+                self._positive.pop((name, rdtype), None)
+                self._negative.pop((name, rdtype), None)
+            else:
+                self._negative[(name, rdtype)] = entry
+                self._positive.pop((name, rdtype), None)
+        return entry
+
+    def remove(self, name: str, rdtype: str | None = None) -> None:
+        """Forget one question, or every type of ``name`` when rdtype is None."""
+        with self._lock:
+            for store in (self._positive, self._negative):
+                for key in [k for k in store if k[0] == name and rdtype in (None, k[1])]:
+                    del store[key]
+            if rdtype is None:
+                self._negative.pop((name, NXDOMAIN_KEY), None)
+
+    def after_fork(self) -> None:
+        """In a forked child: a fresh lock (the parent's may be held by a
+        thread that does not exist here). The entries stay."""
+        self._lock = threading.Lock()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._positive.clear()
+            self._negative.clear()
+
+    def sizes(self) -> tuple[int, int]:
+        """(positive entries, negative entries), stale ones included."""
+        with self._lock:
+            return len(self._positive), len(self._negative)
+
