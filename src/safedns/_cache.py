@@ -148,4 +148,3 @@ class DNSCache:
         """(positive entries, negative entries), stale ones included."""
         with self._lock:
             return len(self._positive), len(self._negative)
-

@@ -100,7 +100,7 @@ def interpret(response: dns.message.Message, qname: str, rdtype: str) -> list[tu
         if cname is None:
             break
         chain.append((_text(current), float(cname.ttl)))
-        current = cname[0].target  # type: ignore[attr-defined]
+        current = cname[0].target
     canonical = _text(current)
     soa_ttl = _soa_ttl(response)
     if soa_ttl is not None and chain:
@@ -124,7 +124,7 @@ def _find(
 def _soa_ttl(response: dns.message.Message) -> float | None:
     for rrset in response.authority:
         if rrset.rdtype == dns.rdatatype.SOA and len(rrset):
-            return float(min(rrset.ttl, rrset[0].minimum))  # type: ignore[attr-defined]
+            return float(min(rrset.ttl, rrset[0].minimum))
     return None
 
 
@@ -142,8 +142,16 @@ class Answer:
       after its TTL ran out because upstream failed (RFC 8767).
     """
 
-    __slots__ = ("_clock", "_expires", "_records", "canonical_name", "from_cache", "name",
-                 "rdtype", "stale")
+    __slots__ = (
+        "_clock",
+        "_expires",
+        "_records",
+        "canonical_name",
+        "from_cache",
+        "name",
+        "rdtype",
+        "stale",
+    )
 
     def __init__(
         self,
@@ -187,6 +195,4 @@ class Answer:
 
     def __repr__(self) -> str:
         flags = " stale" if self.stale else (" cached" if self.from_cache else "")
-        return (
-            f"<Answer {self.name} {self.rdtype} {list(self._records)} ttl={self.ttl}{flags}>"
-        )
+        return f"<Answer {self.name} {self.rdtype} {list(self._records)} ttl={self.ttl}{flags}>"

@@ -9,6 +9,7 @@ came back. Every front end (``resolve``, ``resolve_addresses``, the
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -54,6 +55,7 @@ class Got:
 
 
 Outcome = Got | UpstreamFailure
+_Batch = list[tuple[Key, Flight[Entry]]]
 
 
 def _rdtype_text(rdtype: str) -> str:
@@ -129,9 +131,7 @@ class Resolver:
             return memo[0]
         return self._resolve(name, rdtype)
 
-    def resolve_addresses(
-        self, name: str | bytes, family: int = socket.AF_UNSPEC
-    ) -> list[str]:
+    def resolve_addresses(self, name: str | bytes, family: int = socket.AF_UNSPEC) -> list[str]:
         """The addresses of ``name``: A and AAAA asked together (``AF_UNSPEC``),
         or one family. IPv4 first."""
         answers = self.lookup_addresses(name, family)
@@ -143,12 +143,14 @@ class Resolver:
         try:
             rdtypes = _FAMILY_TYPES[family]
         except (KeyError, TypeError):
-            raise ValueError(f"family must be AF_UNSPEC, AF_INET or AF_INET6, got {family!r}") from None
+            raise ValueError(
+                f"family must be AF_UNSPEC, AF_INET or AF_INET6, got {family!r}"
+            ) from None
         self._counters.lookups.inc()
         candidate, gots = self._walk(name, rdtypes)
         return [
             self._answer(candidate, rdtype, got)
-            for rdtype, got in zip(rdtypes, gots)
+            for rdtype, got in zip(rdtypes, gots, strict=False)
             if isinstance(got, Got) and isinstance(got.result, Positive)
         ]
 
@@ -192,15 +194,19 @@ class Resolver:
         assert isinstance(got, Got) and isinstance(got.result, Positive)
         answer = self._answer(candidate, rdtype_text, got)
         if not got.stale:
-            cached = answer if answer.from_cache else self._answer(
-                candidate, rdtype_text, Got(got.result, got.expires, got.refresh_at, True, False)
+            cached = (
+                answer
+                if answer.from_cache
+                else self._answer(
+                    candidate,
+                    rdtype_text,
+                    Got(got.result, got.expires, got.refresh_at, True, False),
+                )
             )
             if len(self._fast) >= self.config.max_entries:
                 self._fast.clear()
-            try:
+            with contextlib.suppress(TypeError):
                 self._fast[(name, rdtype)] = (cached, got.refresh_at)
-            except TypeError:
-                pass
         return answer
 
     def _walk(self, name: str | bytes, rdtypes: Sequence[str]) -> tuple[str, list[Outcome]]:
@@ -368,7 +374,9 @@ class Resolver:
         except BaseException as exc:
             for j, (key, flight) in enumerate(send):
                 if j not in finished:
-                    self._flights.finish(key, flight, None, UpstreamFailure(f"internal error: {exc!r}"))
+                    self._flights.finish(
+                        key, flight, None, UpstreamFailure(f"internal error: {exc!r}")
+                    )
             raise
 
     def _prefetch(self, key: Key) -> None:
@@ -384,7 +392,11 @@ class Resolver:
         if not self._submit(self._exchange, [(key, flight)]):
             self._flights.finish(key, flight, None, UpstreamFailure("resolver closed"))
 
-    def _submit(self, fn: Callable[[list[tuple[Key, Flight[Entry]]]], None], arg: list[tuple[Key, Flight[Entry]]]) -> bool:
+    def _submit(
+        self,
+        fn: Callable[[list[tuple[Key, Flight[Entry]]]], None],
+        arg: list[tuple[Key, Flight[Entry]]],
+    ) -> bool:
         with self._executor_lock:
             if self._closed:
                 return False

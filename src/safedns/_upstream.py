@@ -111,7 +111,7 @@ class Upstream:
         self,
         server: Server,
         questions: Sequence[tuple[str, str]],
-        queries: list[dns.message.Message],
+        queries: Sequence[dns.message.Message],
         pending: list[int],
         results: list[dns.message.Message | UpstreamFailure | None],
         errors: list[str],
@@ -137,7 +137,7 @@ class Upstream:
                     sock.settimeout(remaining)
                     try:
                         data = sock.recv(65535)
-                    except (TimeoutError, socket.timeout):
+                    except TimeoutError:
                         break
                     except ConnectionRefusedError:
                         # ICMP port unreachable: nobody listens there.
@@ -176,7 +176,7 @@ class Upstream:
         self._observe(server, question, "tcp")
         try:
             return dns.query.tcp(query, host, timeout=self._timeout, port=port)
-        except (dns.exception.Timeout, TimeoutError, socket.timeout):
+        except (dns.exception.Timeout, TimeoutError):
             errors[i] = "timed out (tcp)"
         except (OSError, EOFError, dns.exception.DNSException) as exc:
             errors[i] = f"tcp error: {exc}"
@@ -204,7 +204,8 @@ def _sockaddr(host: str, port: int, family: int) -> tuple[str, int] | tuple[str,
     if family == socket.AF_INET6:
         # The original getaddrinfo, even when safedns.patch() has replaced it.
         info = _getaddrinfo(host, port, family, socket.SOCK_DGRAM, 0, socket.AI_NUMERICHOST)
-        return info[0][4]  # keeps the scope id of a link-local address
+        address = info[0][4]  # keeps the scope id of a link-local address
+        return (str(address[0]), int(address[1]), int(address[2]), int(address[3]))  # type: ignore[misc]
     return (host, port)
 
 
