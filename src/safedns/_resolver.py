@@ -307,9 +307,9 @@ class Resolver:
             if has_stale and timeout > 0 and self._submit(self._exchange, send):
                 # Stale data is on hand: wait a little, then serve it and let the
                 # query finish in the background (RFC 8767 client response timer).
-                deadline = self._clock() + timeout
+                deadline = time.monotonic() + timeout  # real time: we wait on sockets
                 for _, flight in send:
-                    flight.wait(max(0.0, deadline - self._clock()))
+                    flight.wait(max(0.0, deadline - time.monotonic()))
             else:
                 self._exchange(send)
         for i, flight in led:

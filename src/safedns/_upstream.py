@@ -129,9 +129,9 @@ class Upstream:
                     waiting[query.id] = i
                     self._observe(server, questions[i], "udp")
                     sock.send(query.to_wire())
-                deadline = self._clock() + self._timeout
+                deadline = time.monotonic() + self._timeout
                 while waiting:
-                    remaining = deadline - self._clock()
+                    remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         break
                     sock.settimeout(remaining)

@@ -1,0 +1,72 @@
+"""Shared fixtures: an embedded DNS server with a cluster-like zone, a fake clock."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from safedns import ResolverConfig
+from safedns.testing import DNSServer, dnsmasq_available, netns_available
+
+K8S_SEARCH = ("ns1.svc.cluster.local", "svc.cluster.local", "cluster.local")
+
+
+class FakeClock:
+    """A monotonic clock that moves only when told to."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def server() -> Iterator[DNSServer]:
+    with DNSServer() as srv:
+        srv.add("api.example.com", "A", "192.0.2.10", ttl=60)
+        srv.add("dual.example.com", "A", "192.0.2.11", ttl=60)
+        srv.add("dual.example.com", "AAAA", "2001:db8::11", ttl=60)
+        srv.add("my-svc.ns1.svc.cluster.local", "A", "10.0.0.5", ttl=30)
+        srv.add("www.example.org", "CNAME", "edge.cdn.example.net", ttl=120)
+        srv.add("edge.cdn.example.net", "A", "198.51.100.7", ttl=20)
+        yield srv
+
+
+def k8s_config(*servers: Any, **overrides: Any) -> ResolverConfig:
+    """The Kubernetes resolver config of the outage, pointed at test servers."""
+    settings: dict[str, Any] = {
+        "nameservers": list(servers),
+        "search": K8S_SEARCH,
+        "ndots": 5,
+        "timeout": 0.5,
+        "attempts": 1,
+    }
+    settings.update(overrides)
+    return ResolverConfig(**settings)
+
+
+def require_dnsmasq() -> None:
+    """Skip without dnsmasq, except in CI, where dnsmasq tests must run."""
+    if not dnsmasq_available():
+        if os.environ.get("CI"):
+            pytest.fail("dnsmasq is not installed; CI must run the dnsmasq tests")
+        pytest.skip("dnsmasq is not installed (apt-get install dnsmasq-base)")
+
+
+def require_netns() -> None:
+    if not netns_available():
+        if os.environ.get("CI"):
+            pytest.fail("network namespaces unavailable; CI runs as root and must run these")
+        pytest.skip("needs root, iproute2, dnsmasq and network namespaces")
