@@ -48,9 +48,7 @@ SOA = ". 900 IN SOA ns.invalid. host.invalid. 1 3600 600 86400 60"
 # -- policy -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("ttl", "expected"), [(0, 0), (30, 30), (3600, 3600), (86400 * 7, 3600)]
-)
+@pytest.mark.parametrize(("ttl", "expected"), [(0, 0), (30, 30), (3600, 3600), (86400 * 7, 3600)])
 def test_positive_ttl_is_clamped_to_max(ttl: float, expected: float) -> None:
     assert entry_ttl(Positive(("192.0.2.1",), "a.", ttl), CONFIG) == expected
 

@@ -30,9 +30,6 @@ __all__ = [
 
 for _name in __all__:
     _obj = globals()[_name]
-    if hasattr(_obj, "__module__"):
-        try:
-            _obj.__module__ = "safedns"
-        except (AttributeError, TypeError):
-            pass
+    if isinstance(_obj, type) or callable(_obj):
+        _obj.__module__ = "safedns"
 del _name, _obj
