@@ -271,7 +271,7 @@ class Resolver:
                 # Upstream failed for this question lately: do not ask again yet.
                 outcomes[i] = self._serve_stale(entry, now)
                 continue
-            flight, leader = self._flights.begin(key)
+            flight, leader = self._flights.begin(key, time.monotonic())
             if leader:
                 led.append((i, flight))
             else:
@@ -304,7 +304,7 @@ class Resolver:
         if send:
             has_stale = any(stale[i] is not None for i, _ in led)
             timeout = self.config.stale_response_timeout
-            if has_stale and timeout > 0 and self._submit(self._exchange, send):
+            if has_stale and timeout > 0 and self._submit(self._refresh, send):
                 # Stale data is on hand: wait a little, then serve it and let the
                 # query finish in the background (RFC 8767 client response timer).
                 deadline = time.monotonic() + timeout  # real time: we wait on sockets
@@ -317,7 +317,9 @@ class Resolver:
 
     def _follow(self, flight: Flight[Entry], stale: Entry | None) -> Outcome:
         if stale is not None and self.config.stale_response_timeout > 0:
-            flight.wait(self.config.stale_response_timeout)
+            # The client response timer runs from when the query went out.
+            timeout = flight.started + self.config.stale_response_timeout - time.monotonic()
+            flight.wait(max(0.0, timeout))
         else:
             flight.wait(self._max_exchange_time())
         return self._outcome(flight, stale)
@@ -341,18 +343,23 @@ class Resolver:
         config = self.config
         return config.timeout * config.attempts * (len(config.nameservers) + 1) + 1.0
 
-    def _exchange(self, send: list[tuple[Key, Flight[Entry]]]) -> None:
+    def _refresh(self, send: _Batch) -> None:
+        """A background query for data we can already serve (stale or about to
+        expire): one try per nameserver, so a dead server is not hammered."""
+        self._exchange(send, attempts=1)
+
+    def _exchange(self, send: _Batch, attempts: int | None = None) -> None:
         """Send the questions upstream, cache what comes back and finish their
         flights. Always finishes every flight, whatever happens."""
         finished: set[int] = set()
         try:
-            responses = self._upstream.exchange([key for key, _ in send])
+            responses = self._upstream.exchange([key for key, _ in send], attempts)
             now = self._clock()
             for j, ((qname, rdtype), flight) in enumerate(send):
                 response = responses[j]
                 if isinstance(response, UpstreamFailure):
                     self._counters.upstream_errors.inc()
-                    self._failed_until[(qname, rdtype)] = now + self.config.failure_recheck
+                    self._note_failure((qname, rdtype), now)
                     self._flights.finish((qname, rdtype), flight, None, response)
                     finished.add(j)
                     continue
@@ -379,17 +386,26 @@ class Resolver:
                     )
             raise
 
+    def _note_failure(self, key: Key, now: float) -> None:
+        failed = self._failed_until
+        if len(failed) >= self.config.max_negative_entries:
+            for old in [k for k, until in failed.items() if until <= now]:
+                failed.pop(old, None)
+            if len(failed) >= self.config.max_negative_entries:
+                failed.clear()
+        failed[key] = now + self.config.failure_recheck
+
     def _prefetch(self, key: Key) -> None:
         """Refresh ``key`` in the background (once at a time), budget allowing."""
         if self._closed or self._flights.in_flight(key):
             return
         if not self._budget.try_acquire(self._clock()):
             return
-        flight, leader = self._flights.begin(key)
+        flight, leader = self._flights.begin(key, time.monotonic())
         if not leader:
             return
         self._counters.prefetches.inc()
-        if not self._submit(self._exchange, [(key, flight)]):
+        if not self._submit(self._refresh, [(key, flight)]):
             self._flights.finish(key, flight, None, UpstreamFailure("resolver closed"))
 
     def _submit(

@@ -20,9 +20,12 @@ T = TypeVar("T")
 class Flight(Generic[T]):
     """One question in flight. ``result`` / ``error`` are set before ``done``."""
 
-    __slots__ = ("done", "error", "followers", "result")
+    __slots__ = ("done", "error", "followers", "result", "started")
 
-    def __init__(self) -> None:
+    def __init__(self, started: float = 0.0) -> None:
+        #: When the leader began (on the shell's clock), so late joiners know
+        #: how long the query has been under way.
+        self.started = started
         self.done = threading.Event()
         self.result: T | None = None
         self.error: BaseException | None = None
@@ -40,7 +43,7 @@ class Flights(Generic[K, T]):
         self._flights: dict[K, Flight[T]] = {}
         self._lock = threading.Lock()
 
-    def begin(self, key: K) -> tuple[Flight[T], bool]:
+    def begin(self, key: K, now: float = 0.0) -> tuple[Flight[T], bool]:
         """(flight, True) when the caller must send the query and ``finish``
         it; (flight, False) when it should wait for the leader's."""
         with self._lock:
@@ -48,7 +51,7 @@ class Flights(Generic[K, T]):
             if flight is not None:
                 flight.followers += 1
                 return flight, False
-            flight = self._flights[key] = Flight()
+            flight = self._flights[key] = Flight(now)
             return flight, True
 
     def in_flight(self, key: K) -> bool:

@@ -87,9 +87,10 @@ class Upstream:
                 self._backoff_until[server] = self._clock() + self._backoff
 
     def exchange(
-        self, questions: Sequence[tuple[str, str]]
+        self, questions: Sequence[tuple[str, str]], attempts: int | None = None
     ) -> list[dns.message.Message | UpstreamFailure]:
-        """Ask every question; one result per question, in order."""
+        """Ask every question; one result per question, in order. ``attempts``
+        (default: the config's) is how many rounds over the servers to make."""
         queries = [
             dns.message.make_query(qname, rdtype, use_edns=0, payload=_EDNS_PAYLOAD)
             for qname, rdtype in questions
@@ -97,7 +98,7 @@ class Upstream:
         results: list[dns.message.Message | UpstreamFailure | None] = [None] * len(queries)
         errors: list[str] = ["timed out"] * len(queries)
         order = self.server_order()
-        for _attempt in range(self._attempts):
+        for _attempt in range(attempts or self._attempts):
             for server in order:
                 pending = [i for i, r in enumerate(results) if r is None]
                 if not pending:

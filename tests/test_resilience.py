@@ -1,0 +1,379 @@
+"""Resilience: single flight, serve-stale, refresh-ahead, the query budget,
+bounded memory, and a chaos suite of server faults. Every test counts what
+reached the server."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+
+from safedns import NameNotFound, ResolveError, Resolver, ResolverConfig, TemporaryFailure
+from safedns.testing import DNSServer, Dnsmasq
+from tests.conftest import FakeClock, k8s_config, require_dnsmasq
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return predicate()
+
+
+def run_threads(n: int, target: Callable[[], None]) -> None:
+    threads = [threading.Thread(target=target) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not any(t.is_alive() for t in threads)
+
+
+# -- single flight ------------------------------------------------------------
+
+
+def test_64_threads_one_cold_name_send_one_query(server: DNSServer) -> None:
+    server.delay = 0.3
+    resolver = Resolver(ResolverConfig(nameservers=[server], timeout=2.0))
+    barrier = threading.Barrier(64)
+    results: list[object] = []
+
+    def lookup() -> None:
+        barrier.wait()
+        try:
+            results.append(resolver.resolve("api.example.com.").addresses)
+        except Exception as exc:  # collected and asserted below
+            results.append(exc)
+
+    run_threads(64, lookup)
+    assert results == [["192.0.2.10"]] * 64
+    assert server.queries == [("api.example.com.", "A")]
+    assert resolver.stats().coalesced == 63
+
+
+def test_followers_share_the_leaders_failure(server: DNSServer) -> None:
+    server.delay = 0.3
+    server.servfail = True
+    resolver = Resolver(ResolverConfig(nameservers=[server], timeout=2.0, attempts=1))
+    barrier = threading.Barrier(16)
+    errors: list[BaseException] = []
+
+    def lookup() -> None:
+        barrier.wait()
+        try:
+            resolver.resolve("api.example.com.")
+        except TemporaryFailure as exc:
+            errors.append(exc)
+
+    run_threads(16, lookup)
+    assert len(errors) == 16
+    assert len(server.queries) == 1
+
+
+# -- serve-stale ---------------------------------------------------------------
+
+
+def test_outage_serves_stale_for_ten_seconds_with_one_query(server: DNSServer) -> None:
+    """The issue's check, in real time with the default settings."""
+    server.add("short.example.com", "A", "192.0.2.55", ttl=1)
+    resolver = Resolver(ResolverConfig(nameservers=[server]))
+    assert resolver.resolve("short.example.com.").addresses == ["192.0.2.55"]
+    time.sleep(1.1)
+    server.stop()
+    server.clear()
+    started = time.monotonic()
+    lookups = 0
+    while time.monotonic() - started < 10:
+        answer = resolver.resolve("short.example.com.")
+        assert answer.stale and answer.addresses == ["192.0.2.55"]
+        assert answer.ttl <= 30
+        lookups += 1
+        time.sleep(0.05)
+    assert lookups > 50
+    assert len(server.queries) <= 1  # one try per failure_recheck (30 s) window
+    resolver.close()
+
+
+def test_stale_answer_after_failure_then_recheck(server: DNSServer, clock: FakeClock) -> None:
+    config = k8s_config(server, timeout=0.1, stale_response_timeout=0.5, failure_recheck=30)
+    resolver = Resolver(config, clock=clock)
+    resolver.resolve("api.example.com")
+    clock.advance(61)
+    server.stop()
+    server.clear()
+    answer = resolver.resolve("api.example.com")
+    assert answer.stale and answer.ttl == 30 and answer.addresses == ["192.0.2.10"]
+    assert wait_for(lambda: resolver.stats().upstream_errors == 1)
+    for _ in range(100):
+        clock.advance(0.25)
+        assert resolver.resolve("api.example.com").stale
+    assert len(server.queries) == 1  # 25 s later: still inside failure_recheck
+    clock.advance(6)
+    server.start()
+    resolver.resolve("api.example.com")  # recheck: asks again, serves stale meanwhile
+    assert wait_for(lambda: not resolver.resolve("api.example.com").stale)
+    assert len(server.queries) == 2
+    stats = resolver.stats()
+    assert stats.stale_served >= 101
+    resolver.close()
+
+
+def test_slow_upstream_gets_stale_after_the_client_timer(server: DNSServer) -> None:
+    server.add("short.example.com", "A", "192.0.2.55", ttl=1)
+    resolver = Resolver(ResolverConfig(nameservers=[server], stale_response_timeout=0.2))
+    resolver.resolve("short.example.com.")
+    time.sleep(1.05)
+    server.delay = 0.8
+    started = time.monotonic()
+    answer = resolver.resolve("short.example.com.")
+    assert time.monotonic() - started < 0.6
+    assert answer.stale
+    # The query finishes in the background and refreshes the cache.
+    assert wait_for(lambda: not resolver.resolve("short.example.com.").stale, 3)
+    assert len([q for q in server.queries if q[0] == "short.example.com."]) == 2
+    resolver.close()
+
+
+def test_nxdomain_replaces_a_stale_entry(server: DNSServer, clock: FakeClock) -> None:
+    resolver = Resolver(k8s_config(server), clock=clock)
+    resolver.resolve("api.example.com.")
+    clock.advance(61)
+    server.remove("api.example.com")
+    with pytest.raises(NameNotFound):
+        resolver.resolve("api.example.com.")
+    clock.advance(31)
+    with pytest.raises(NameNotFound):  # the stale positive answer is gone for good
+        resolver.resolve("api.example.com.")
+
+
+def test_stale_entries_expire_after_stale_ttl(server: DNSServer, clock: FakeClock) -> None:
+    resolver = Resolver(k8s_config(server, stale_ttl=100, timeout=0.1), clock=clock)
+    resolver.resolve("api.example.com.")
+    server.stop()
+    clock.advance(60 + 101)
+    with pytest.raises(TemporaryFailure):
+        resolver.resolve("api.example.com.")
+
+
+def test_short_name_walk_is_served_stale(server: DNSServer, clock: FakeClock) -> None:
+    resolver = Resolver(k8s_config(server, timeout=0.1, stale_response_timeout=0.1), clock=clock)
+    assert resolver.resolve_addresses("my-svc") == ["10.0.0.5"]
+    clock.advance(40)
+    server.stop()
+    assert resolver.resolve_addresses("my-svc") == ["10.0.0.5"]
+    resolver.close()
+
+
+# -- refresh-ahead -------------------------------------------------------------
+
+
+def test_popular_name_is_refreshed_before_it_expires(server: DNSServer, clock: FakeClock) -> None:
+    resolver = Resolver(k8s_config(server), clock=clock)
+    resolver.resolve("api.example.com")
+    clock.advance(55)  # under 10 % of the TTL left
+    answer = resolver.resolve("api.example.com")
+    assert answer.from_cache and answer.ttl == 5  # the caller did not wait
+    assert wait_for(lambda: len(server.queries) == 2)
+    assert wait_for(lambda: resolver.resolve("api.example.com").ttl == 60)
+    assert resolver.stats().prefetches == 1
+    clock.advance(10)  # past the first TTL: still a hit
+    server.clear()
+    assert resolver.resolve("api.example.com").from_cache
+    assert server.queries == []
+    resolver.close()
+
+
+def test_prefetch_off(server: DNSServer, clock: FakeClock) -> None:
+    resolver = Resolver(k8s_config(server, prefetch=False), clock=clock)
+    resolver.resolve("api.example.com")
+    clock.advance(55)
+    resolver.resolve("api.example.com")
+    time.sleep(0.1)
+    assert len(server.queries) == 1
+    assert resolver.stats().prefetches == 0
+
+
+def test_one_refresh_at_a_time(server: DNSServer, clock: FakeClock) -> None:
+    server.add("slow.example.com", "A", "192.0.2.77", ttl=100)
+    resolver = Resolver(k8s_config(server), clock=clock)
+    resolver.resolve("slow.example.com")
+    server.delay = 0.3
+    clock.advance(95)
+    for _ in range(50):
+        assert resolver.resolve("slow.example.com").from_cache
+    assert wait_for(lambda: len(server.queries) == 2)
+    time.sleep(0.4)
+    assert len(server.queries) == 2
+    resolver.close()
+
+
+# -- the query budget ------------------------------------------------------------
+
+
+def test_budget_caps_queries_and_fails_fast(server: DNSServer) -> None:
+    config = k8s_config(server, upstream_qps=10, upstream_burst=10)
+    resolver = Resolver(config)
+    outcomes: dict[str, int] = {}
+    started = time.monotonic()
+    for i in range(1000):
+        try:
+            resolver.resolve(f"host{i}.example.com")
+            outcomes["ok"] = outcomes.get("ok", 0) + 1
+        except TemporaryFailure:
+            outcomes["temporary"] = outcomes.get("temporary", 0) + 1
+        except NameNotFound:
+            outcomes["missing"] = outcomes.get("missing", 0) + 1
+    assert time.monotonic() - started < 5
+    assert len(server.queries) <= 20
+    assert outcomes["temporary"] >= 990
+    assert resolver.stats().budget_denied >= 990
+
+
+def test_budget_refill_lets_queries_through_again(server: DNSServer, clock: FakeClock) -> None:
+    resolver = Resolver(k8s_config(server, upstream_qps=1, upstream_burst=1), clock=clock)
+    resolver.resolve("api.example.com.")
+    with pytest.raises(TemporaryFailure, match="budget"):
+        resolver.resolve("dual.example.com.")
+    clock.advance(1)
+    assert resolver.resolve("dual.example.com.").addresses == ["192.0.2.11"]
+
+
+def test_budget_exhausted_serves_stale(server: DNSServer, clock: FakeClock) -> None:
+    resolver = Resolver(k8s_config(server, upstream_qps=1, upstream_burst=1), clock=clock)
+    resolver.resolve("api.example.com.")
+    clock.advance(61)  # the bucket refilled one token and the entry expired
+    resolver.resolve("dual.example.com.")  # spends it
+    answer = resolver.resolve("api.example.com.")
+    assert answer.stale and answer.addresses == ["192.0.2.10"]
+
+
+# -- bounded memory ---------------------------------------------------------------
+
+
+def test_flood_of_random_missing_names_keeps_the_used_names(server: DNSServer) -> None:
+    names = [f"svc{i}.example.com" for i in range(100)]
+    for i, name in enumerate(names):
+        server.add(name, "A", f"192.0.2.{i + 1}")
+    resolver = Resolver(k8s_config(server))
+    expected = {name: resolver.resolve(name).addresses for name in names}
+    rng = random.Random(1)
+    for _ in range(100_000):
+        try:
+            resolver.resolve(f"{rng.getrandbits(64):x}.example.com")
+        except ResolveError:
+            pass
+    server.clear()
+    for name in names:
+        answer = resolver.resolve(name)
+        assert answer.from_cache and answer.addresses == expected[name]
+    assert server.queries == []
+    stats = resolver.stats()
+    assert stats.negative_entries <= resolver.config.max_negative_entries
+
+
+def test_answered_negative_flood_is_bounded(server: DNSServer) -> None:
+    config = k8s_config(server, max_negative_entries=200, upstream_qps=1e9, upstream_burst=10**9)
+    resolver = Resolver(config)
+    resolver.resolve("api.example.com.")
+    for i in range(2000):
+        with pytest.raises(NameNotFound):
+            resolver.resolve(f"missing{i}.example.com.")
+    stats = resolver.stats()
+    assert stats.negative_entries == 200
+    server.clear()
+    assert resolver.resolve("api.example.com.").from_cache
+    assert server.queries == []
+
+
+# -- chaos: each fault, what the caller gets, what reached the server -----------------
+
+
+def test_chaos_server_stopped(server: DNSServer) -> None:
+    server.stop()
+    resolver = Resolver(k8s_config(server, timeout=0.2, attempts=2))
+    with pytest.raises(TemporaryFailure, match="timed out"):
+        resolver.resolve("api.example.com")
+    assert server.queries == [("api.example.com.", "A")] * 2
+
+
+def test_chaos_slow_beyond_timeout(server: DNSServer) -> None:
+    server.delay = 0.5
+    resolver = Resolver(k8s_config(server, timeout=0.2, attempts=2))
+    started = time.monotonic()
+    with pytest.raises(TemporaryFailure):
+        resolver.resolve("api.example.com")
+    assert time.monotonic() - started < 0.7
+    assert len(server.queries) == 2
+
+
+def test_chaos_servfail_everywhere(server: DNSServer) -> None:
+    server.servfail = True
+    resolver = Resolver(k8s_config(server, attempts=2))
+    with pytest.raises(TemporaryFailure, match="SERVFAIL"):
+        resolver.resolve_addresses("my-svc")
+    # The walk stops at the first failure: A and AAAA of the first candidate, twice.
+    assert sorted(server.queries) == sorted(
+        [("my-svc.ns1.svc.cluster.local.", "A"), ("my-svc.ns1.svc.cluster.local.", "AAAA")] * 2
+    )
+
+
+def test_chaos_truncating(server: DNSServer) -> None:
+    server.truncate = True
+    resolver = Resolver(k8s_config(server))
+    assert resolver.resolve_addresses("dual.example.com") == ["192.0.2.11", "2001:db8::11"]
+    assert sorted(t for _, _, t in server.query_log) == ["tcp", "tcp", "udp", "udp"]
+
+
+def test_chaos_thirty_percent_dropped() -> None:
+    with DNSServer(seed=7) as server:
+        for i in range(50):
+            server.add(f"n{i}.example.com", "A", f"192.0.2.{i + 1}")
+        server.drop_rate = 0.3
+        resolver = Resolver(k8s_config(server, timeout=0.05, attempts=3))
+        ok = 0
+        for i in range(50):
+            try:
+                assert resolver.resolve(f"n{i}.example.com.").addresses == [f"192.0.2.{i + 1}"]
+                ok += 1
+            except TemporaryFailure:
+                pass
+        assert ok >= 44  # 1 - 0.3**3 ≈ 97 % expected
+        assert len(server.queries) <= 50 * 3
+
+
+def test_chaos_wrong_id_and_garbage(server: DNSServer) -> None:
+    server.wrong_id = True
+    resolver = Resolver(k8s_config(server))
+    assert resolver.resolve_addresses("dual.example.com") == ["192.0.2.11", "2001:db8::11"]
+    assert len(server.queries) == 2
+
+
+def test_chaos_dnsmasq_frozen_then_back() -> None:
+    """A real server that stops answering (SIGSTOP) and comes back (SIGCONT)."""
+    require_dnsmasq()
+    with Dnsmasq({"api.example.com": ["192.0.2.10"]}, ttl=1) as dnsmasq:
+        resolver = Resolver(
+            k8s_config(dnsmasq.nameserver, timeout=0.2, stale_response_timeout=0.3)
+        )
+        assert resolver.resolve("api.example.com").addresses == ["192.0.2.10"]
+        time.sleep(1.05)
+        assert dnsmasq.pid is not None
+        os.kill(dnsmasq.pid, signal.SIGSTOP)
+        try:
+            for _ in range(20):
+                answer = resolver.resolve("api.example.com")
+                assert answer.stale and answer.addresses == ["192.0.2.10"]
+            with pytest.raises(TemporaryFailure):
+                resolver.resolve("never-cached.example.com.")
+        finally:
+            os.kill(dnsmasq.pid, signal.SIGCONT)
+        resolver.flush()
+        assert not resolver.resolve("api.example.com").stale
+        resolver.close()
