@@ -4,6 +4,7 @@ reached the server."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -14,7 +15,7 @@ from collections.abc import Callable
 import pytest
 
 from safedns import NameNotFound, ResolveError, Resolver, ResolverConfig, TemporaryFailure
-from safedns.testing import DNSServer, Dnsmasq
+from safedns.testing import Dnsmasq, DNSServer
 from tests.conftest import FakeClock, k8s_config, require_dnsmasq
 
 
@@ -265,10 +266,8 @@ def test_flood_of_random_missing_names_keeps_the_used_names(server: DNSServer) -
     expected = {name: resolver.resolve(name).addresses for name in names}
     rng = random.Random(1)
     for _ in range(100_000):
-        try:
+        with contextlib.suppress(ResolveError):
             resolver.resolve(f"{rng.getrandbits(64):x}.example.com")
-        except ResolveError:
-            pass
     server.clear()
     for name in names:
         answer = resolver.resolve(name)
