@@ -1,0 +1,325 @@
+"""The resolver's decisions, shared by the sync and async shells (sans-I/O).
+
+``Core`` owns the cache, the counters, the query budget and the failure
+bookkeeping of one resolver, and answers the questions a shell asks between
+its I/O steps:
+
+- ``triage(key, now)``: can the cache answer (fresh or, after a recent
+  failure, stale), is a refresh-ahead due, and what stale data is on hand?
+- ``spend(now)``: may one more question go upstream?
+- ``record(key, response, now)``: what did upstream say; cache it.
+- ``settle(entry, error, stale, now)``: what the caller gets once a flight
+  is over (or its wait ran out).
+
+``Walk`` is the search-list walk over planned candidate names: the shell asks
+for the next candidate's questions, feeds back their outcomes, and is told to
+go on, stop with an answer, or raise.
+
+Nothing here touches a socket, a thread or an event loop; the clock is
+injected.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import dns.message
+import dns.rdatatype
+
+from safedns._budget import TokenBucket
+from safedns._cache import DNSCache, Entry
+from safedns._config import ResolverConfig
+from safedns._exceptions import NameNotFound, TemporaryFailure
+from safedns._planning import plan
+from safedns._records import Answer, Negative, Positive, Result, UpstreamFailure, interpret
+from safedns._stats import Counters, Stats
+
+__all__ = ["FAMILY_TYPES", "Core", "Got", "Key", "Outcome", "Walk", "rdtype_text"]
+
+Key = tuple[str, str]
+
+FAMILY_TYPES: dict[int, tuple[str, ...]] = {
+    socket.AF_UNSPEC: ("A", "AAAA"),
+    socket.AF_INET: ("A",),
+    socket.AF_INET6: ("AAAA",),
+}
+
+BUDGET_SPENT = "query budget exhausted"
+
+
+@dataclass(frozen=True, slots=True)
+class Got:
+    """The outcome of one question: a result, and how it was obtained."""
+
+    result: Result
+    expires: float
+    refresh_at: float
+    from_cache: bool
+    stale: bool
+
+
+Outcome = Got | UpstreamFailure
+
+_RDTYPES: dict[str, str] = {}
+
+
+def rdtype_text(rdtype: str) -> str:
+    """The canonical text of a record type (``"aaaa"`` → ``"AAAA"``)."""
+    try:
+        return _RDTYPES[rdtype]
+    except (KeyError, TypeError):
+        pass
+    if not isinstance(rdtype, str):
+        raise TypeError(f"rdtype must be a str such as 'A', not {type(rdtype).__name__}")
+    try:
+        text = dns.rdatatype.to_text(dns.rdatatype.from_text(rdtype))
+    except dns.rdatatype.UnknownRdatatype:
+        raise ValueError(f"unknown record type {rdtype!r}") from None
+    if len(_RDTYPES) < 256:
+        _RDTYPES[rdtype] = text
+    return text
+
+
+def family_types(family: int) -> tuple[str, ...]:
+    try:
+        return FAMILY_TYPES[family]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"family must be AF_UNSPEC, AF_INET or AF_INET6, got {family!r}"
+        ) from None
+
+
+@dataclass(slots=True)
+class Triage:
+    """What the cache can do for one question right now."""
+
+    #: The outcome, when the cache answers (fresh, or stale after a failure).
+    got: Got | None
+    #: Expired data on hand to fall back on, if any.
+    stale: Entry | None
+    #: True when a fresh hit is inside its refresh-ahead window.
+    prefetch: bool
+
+
+class Core:
+    """The cache, counters, budget and failure bookkeeping of one resolver.
+
+    Thread-safe: the sync shell calls it from many threads, the async shell
+    from its event loop, and both may share one ``Core`` (one cache).
+    """
+
+    def __init__(self, config: ResolverConfig, clock: Callable[[], float]) -> None:
+        self.config = config
+        self.clock = clock
+        self.counters = Counters()
+        self.cache = DNSCache(config, clock)
+        #: Finished positive answers by the caller's own (name, type), valid
+        #: until their refresh point: a hit is a dict lookup and a clock read.
+        self.memo: dict[tuple[object, str], tuple[Answer, float]] = {}
+        self.reset_runtime()
+
+    def reset_runtime(self) -> None:
+        """Fresh locks and bookkeeping (after ``fork``: the parent's locks may be
+        held by threads that do not exist in the child)."""
+        self.cache.after_fork()
+        self.budget = TokenBucket(
+            self.config.upstream_qps, self.config.upstream_burst, self.clock()
+        )
+        self.failed_until: dict[Key, float] = {}
+
+    # -- the cache ---------------------------------------------------------
+
+    def triage(self, key: Key, now: float) -> Triage:
+        entry = self.cache.get(key[0], key[1], now)
+        counters = self.counters
+        if entry is not None and now < entry.expires:
+            if isinstance(entry.result, Positive):
+                counters.cache_hits.inc()
+            else:
+                counters.negative_hits.inc()
+            got = Got(entry.result, entry.expires, entry.refresh_at, True, False)
+            return Triage(got, None, now >= entry.refresh_at)
+        counters.cache_misses.inc()
+        if entry is not None and self.failed_until.get(key, 0.0) > now:
+            # Upstream failed for this question lately: do not ask again yet.
+            return Triage(self.serve_stale(entry, now), entry, False)
+        return Triage(None, entry, False)
+
+    def serve_stale(self, entry: Entry, now: float) -> Got:
+        self.counters.stale_served.inc()
+        expires = now + self.config.stale_answer_ttl
+        return Got(entry.result, expires, expires, True, True)
+
+    def remember(self, name: object, rdtype: str, answer: Answer, got: Got) -> None:
+        """Memoise a positive, non-stale answer for the fast path."""
+        if got.stale:
+            return
+        if not answer.from_cache:
+            answer = Answer(
+                answer.name,
+                answer.rdtype,
+                got.result.records,  # type: ignore[union-attr]
+                answer.canonical_name,
+                got.expires,
+                self.clock,
+                from_cache=True,
+            )
+        memo = self.memo
+        if len(memo) >= self.config.max_entries:
+            memo.clear()
+        memo[(name, rdtype)] = (answer, got.refresh_at)  # name was validated: hashable
+
+    def flush(self, name: str | None = None) -> None:
+        self.memo.clear()
+        if name is None:
+            self.cache.clear()
+        else:
+            self.cache.remove(name.lower() if name.endswith(".") else name.lower() + ".")
+
+    # -- upstream ------------------------------------------------------------
+
+    def spend(self, now: float) -> bool:
+        """Take one token from the query budget; False (counted) when empty."""
+        if self.budget.try_acquire(now):
+            return True
+        self.counters.budget_denied.inc()
+        return False
+
+    def record(
+        self, key: Key, response: dns.message.Message | UpstreamFailure, now: float
+    ) -> Entry | UpstreamFailure:
+        """Interpret and cache what upstream said about ``key``."""
+        qname, rdtype = key
+        if not isinstance(response, UpstreamFailure):
+            try:
+                results = interpret(response, qname, rdtype)
+            except UpstreamFailure as failure:
+                response = failure
+        if isinstance(response, UpstreamFailure):
+            self.counters.upstream_errors.inc()
+            self._note_failure(key, now)
+            return response
+        self.failed_until.pop(key, None)
+        entry: Entry | None = None
+        for name, result in results:
+            stored = self.cache.put(name, rdtype, result, now)
+            if entry is None:
+                entry = stored or self.cache.make_entry(result, now)
+        assert entry is not None
+        return entry
+
+    def _note_failure(self, key: Key, now: float) -> None:
+        failed = self.failed_until
+        if len(failed) >= self.config.max_negative_entries:
+            for old in [k for k, until in failed.items() if until <= now]:
+                failed.pop(old, None)
+            if len(failed) >= self.config.max_negative_entries:
+                failed.clear()
+        failed[key] = now + self.config.failure_recheck
+
+    def settle(
+        self, entry: Entry | None, error: BaseException | None, stale: Entry | None, now: float
+    ) -> Outcome:
+        """The caller's outcome once its flight is over, or its wait ran out
+        (``entry`` and ``error`` both None)."""
+        if entry is not None:
+            return Got(entry.result, entry.expires, entry.refresh_at, False, False)
+        if stale is not None:
+            return self.serve_stale(stale, now)
+        if isinstance(error, UpstreamFailure):
+            return error
+        if error is not None:
+            return UpstreamFailure(f"internal error: {error!r}")
+        return UpstreamFailure("timed out waiting for another lookup of the same name")
+
+    def max_wait(self) -> float:
+        """The longest a follower waits for a leader's exchange."""
+        config = self.config
+        return config.timeout * config.attempts * (len(config.nameservers) + 1) + 1.0
+
+    # -- answers and stats ---------------------------------------------------
+
+    def answer(self, candidate: str, rdtype: str, got: Got) -> Answer:
+        result = got.result
+        assert isinstance(result, Positive)
+        return Answer(
+            candidate,
+            rdtype,
+            result.records,
+            result.canonical_name,
+            got.expires,
+            self.clock,
+            from_cache=got.from_cache,
+            stale=got.stale,
+        )
+
+    def stats(self) -> Stats:
+        positive, negative = self.cache.sizes()
+        return self.counters.snapshot(positive, negative)
+
+
+class Walk:
+    """The search-list walk for one lookup, as a little state machine.
+
+    >>> walk = Walk("my-svc", ("A",), config)          # doctest: +SKIP
+    >>> while (questions := walk.next()) is not None:   # doctest: +SKIP
+    ...     if walk.feed(ask(questions)):
+    ...         return walk.candidate, walk.outcomes
+    >>> walk.fail()                                      # raises NameNotFound
+    """
+
+    __slots__ = (
+        "_candidates",
+        "_display",
+        "_index",
+        "_nxdomain",
+        "_rdtypes",
+        "candidate",
+        "outcomes",
+    )
+
+    def __init__(self, name: str | bytes, rdtypes: Sequence[str], config: ResolverConfig) -> None:
+        self._candidates = plan(name, config)
+        self._rdtypes = tuple(rdtypes)
+        self._index = 0
+        self._nxdomain = True
+        self._display = name.decode("ascii", "replace") if isinstance(name, bytes) else str(name)
+        self.candidate = ""
+        self.outcomes: list[Outcome] = []
+
+    def next(self) -> list[Key] | None:
+        """The next candidate's questions, or None when every candidate is done."""
+        if self._index >= len(self._candidates):
+            return None
+        self.candidate = self._candidates[self._index]
+        self._index += 1
+        return [(self.candidate, rdtype) for rdtype in self._rdtypes]
+
+    def feed(self, outcomes: list[Outcome]) -> bool:
+        """True when the current candidate has data (the walk is over). Raises
+        ``TemporaryFailure`` when upstream failed before any candidate had."""
+        self.outcomes = outcomes
+        if any(isinstance(o, Got) and isinstance(o.result, Positive) for o in outcomes):
+            return True
+        for outcome in outcomes:
+            if isinstance(outcome, UpstreamFailure):
+                raise TemporaryFailure(self._display, "/".join(self._rdtypes), outcome.reason)
+        self._nxdomain = self._nxdomain and all(
+            isinstance(o, Got) and isinstance(o.result, Negative) and o.result.nxdomain
+            for o in outcomes
+        )
+        return False
+
+    def fail(self) -> NameNotFound:
+        """The error for a walk in which no candidate had data."""
+        return NameNotFound(self._display, "/".join(self._rdtypes), nxdomain=self._nxdomain)
+
+    def answers(self, core: Core) -> list[Answer]:
+        """The answers of the candidate that had data, one per type with data."""
+        return [
+            core.answer(self.candidate, rdtype, got)
+            for rdtype, got in zip(self._rdtypes, self.outcomes, strict=True)
+            if isinstance(got, Got) and isinstance(got.result, Positive)
+        ]
