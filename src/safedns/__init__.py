@@ -6,6 +6,7 @@
 ['192.0.2.10']
 """
 
+from safedns._async import AsyncResolver
 from safedns._config import ResolverConfig
 from safedns._exceptions import InvalidName, NameNotFound, ResolveError, TemporaryFailure
 from safedns._planning import plan
@@ -17,6 +18,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Answer",
+    "AsyncResolver",
     "InvalidName",
     "NameNotFound",
     "ResolveError",

@@ -1,12 +1,13 @@
-"""Talking to nameservers (the sync shell's only network code).
+"""Talking to nameservers: ``Upstream`` (sockets) and ``AsyncUpstream`` (asyncio).
 
-``Upstream.exchange(questions)`` sends every question at once over one UDP
-socket per nameserver try (so A and AAAA travel together, as glibc sends
-them), retries over TCP on truncation, walks the nameservers in order (or
-rotated) for ``attempts`` rounds, and returns one response or one
-``UpstreamFailure`` per question. A reply is accepted only if it comes from the
-server asked (the socket is connected), carries the query's ID and echoes its
-question; anything else, garbage included, is ignored.
+Both make the same moves, decided by the sans-I/O ``Exchange``: every
+question of a batch goes out at once over one UDP socket per nameserver try
+(so A and AAAA travel together, as glibc sends them); a truncated answer is
+asked again over TCP; the nameservers are walked in order (or rotated) for
+``attempts`` rounds; the result is one response or one ``UpstreamFailure`` per
+question. A reply is accepted only if it comes from the server asked (the
+socket is connected), carries the query's ID and echoes its question; anything
+else, garbage included, is ignored.
 
 A nameserver that times out is skipped for ``server_backoff`` seconds while
 others answer (it is still tried when every server is backed off).
@@ -14,14 +15,15 @@ others answer (it is still tried when every server is backed off).
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable, Sequence
 
-import dns.exception
 import dns.flags
 import dns.message
 import dns.query
@@ -30,15 +32,16 @@ import dns.rcode
 from safedns._config import ResolverConfig
 from safedns._records import UpstreamFailure
 
-__all__ = ["QueryObserver", "Upstream"]
+__all__ = ["AsyncUpstream", "Exchange", "QueryObserver", "Upstream"]
 
 Server = tuple[str, int]
+Response = dns.message.Message | UpstreamFailure
 #: Called for every query sent: (server "host:port", qname, rdtype, "udp"|"tcp").
 QueryObserver = Callable[[str, str, str, str], None]
 
 _ANSWERS = (dns.rcode.NOERROR, dns.rcode.NXDOMAIN)
-_getaddrinfo = socket.getaddrinfo
 _EDNS_PAYLOAD = 1232
+_getaddrinfo = socket.getaddrinfo  # the original, even when safedns.patch() replaced it
 
 
 def server_text(server: Server) -> str:
@@ -46,8 +49,72 @@ def server_text(server: Server) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-class Upstream:
-    """The nameservers of one resolver, with their health. Thread-safe."""
+class Exchange:
+    """One batch of questions on its way through the nameservers (sans-I/O)."""
+
+    def __init__(self, questions: Sequence[tuple[str, str]]) -> None:
+        self.questions = list(questions)
+        self.queries = [
+            dns.message.make_query(qname, rdtype, use_edns=0, payload=_EDNS_PAYLOAD)
+            for qname, rdtype in questions
+        ]
+        self.results: list[Response | None] = [None] * len(self.queries)
+        self.errors = ["timed out"] * len(self.queries)
+
+    def pending(self) -> list[int]:
+        return [i for i, r in enumerate(self.results) if r is None]
+
+    def start_try(self, pending: list[int]) -> dict[int, int]:
+        """Give each pending query a fresh random ID; returns {id: index}."""
+        waiting: dict[int, int] = {}
+        for i in pending:
+            qid = int.from_bytes(os.urandom(2), "big")
+            while qid in waiting:
+                qid = int.from_bytes(os.urandom(2), "big")
+            self.queries[i].id = qid
+            waiting[qid] = i
+        return waiting
+
+    def match(
+        self, data: bytes, waiting: dict[int, int]
+    ) -> tuple[int, dns.message.Message] | None:
+        """The (index, response) a datagram answers, or None for anything that
+        is not a reply to one of our waiting queries."""
+        try:
+            response = dns.message.from_wire(data)
+        except Exception:  # garbage on the wire is ignored, whatever it is
+            return None
+        i = waiting.get(response.id)
+        if i is None or not self.queries[i].is_response(response):
+            return None
+        del waiting[response.id]
+        return i, response
+
+    def accept(self, i: int, response: dns.message.Message) -> None:
+        if response.rcode() in _ANSWERS:
+            self.results[i] = response
+        else:
+            # SERVFAIL, REFUSED, NOTIMP, FORMERR: try the next server, as glibc does.
+            self.errors[i] = dns.rcode.to_text(response.rcode())
+
+    def fail(self, indices: Sequence[int], reason: str) -> None:
+        for i in indices:
+            if self.results[i] is None:
+                self.errors[i] = reason
+
+    def outcome(self) -> list[Response]:
+        return [
+            r if r is not None else UpstreamFailure(self.errors[i])
+            for i, r in enumerate(self.results)
+        ]
+
+
+def is_truncated(response: dns.message.Message) -> bool:
+    return bool(response.flags & dns.flags.TC)
+
+
+class _Servers:
+    """The nameservers of one resolver, their order and health. Thread-safe."""
 
     def __init__(
         self,
@@ -79,6 +146,10 @@ class Upstream:
             servers = [s for s in servers if s not in sick] + [s for s in servers if s in sick]
         return servers
 
+    def rounds(self, attempts: int | None) -> list[Server]:
+        """Every server try of one exchange, in order."""
+        return self.server_order() * (attempts or self._attempts)
+
     def _mark(self, server: Server, healthy: bool) -> None:
         with self._lock:
             if healthy:
@@ -86,50 +157,38 @@ class Upstream:
             elif self._backoff > 0:
                 self._backoff_until[server] = self._clock() + self._backoff
 
+    def _observe(self, server: Server, question: tuple[str, str], transport: str) -> None:
+        if self.on_query is not None:
+            self.on_query(server_text(server), question[0], question[1], transport)
+
+
+class Upstream(_Servers):
+    """Blocking sockets, for the sync resolver."""
+
     def exchange(
         self, questions: Sequence[tuple[str, str]], attempts: int | None = None
-    ) -> list[dns.message.Message | UpstreamFailure]:
+    ) -> list[Response]:
         """Ask every question; one result per question, in order. ``attempts``
         (default: the config's) is how many rounds over the servers to make."""
-        queries = [
-            dns.message.make_query(qname, rdtype, use_edns=0, payload=_EDNS_PAYLOAD)
-            for qname, rdtype in questions
-        ]
-        results: list[dns.message.Message | UpstreamFailure | None] = [None] * len(queries)
-        errors: list[str] = ["timed out"] * len(queries)
-        order = self.server_order()
-        for _attempt in range(attempts or self._attempts):
-            for server in order:
-                pending = [i for i, r in enumerate(results) if r is None]
-                if not pending:
-                    break
-                self._try_server(server, questions, queries, pending, results, errors)
-            if all(r is not None for r in results):
+        exchange = Exchange(questions)
+        for server in self.rounds(attempts):
+            pending = exchange.pending()
+            if not pending:
                 break
-        return [r if r is not None else UpstreamFailure(errors[i]) for i, r in enumerate(results)]
+            self._try_server(server, exchange, pending)
+        return exchange.outcome()
 
-    def _try_server(
-        self,
-        server: Server,
-        questions: Sequence[tuple[str, str]],
-        queries: Sequence[dns.message.Message],
-        pending: list[int],
-        results: list[dns.message.Message | UpstreamFailure | None],
-        errors: list[str],
-    ) -> None:
+    def _try_server(self, server: Server, exchange: Exchange, pending: list[int]) -> None:
         host, port = server
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        waiting: dict[int, int] = {}  # query id -> index
+        waiting = exchange.start_try(pending)
         heard = False
         try:
             with socket.socket(family, socket.SOCK_DGRAM) as sock:
                 sock.connect(_sockaddr(host, port, family))
                 for i in pending:
-                    query = queries[i]
-                    query.id = _new_id(waiting)
-                    waiting[query.id] = i
-                    self._observe(server, questions[i], "udp")
-                    sock.send(query.to_wire())
+                    self._observe(server, exchange.questions[i], "udp")
+                    sock.send(exchange.queries[i].to_wire())
                 deadline = time.monotonic() + self._timeout
                 while waiting:
                     remaining = deadline - time.monotonic()
@@ -140,85 +199,149 @@ class Upstream:
                         data = sock.recv(65535)
                     except TimeoutError:
                         break
-                    except ConnectionRefusedError:
-                        # ICMP port unreachable: nobody listens there.
-                        for i in waiting.values():
-                            errors[i] = "connection refused"
-                        heard = False
+                    except ConnectionRefusedError:  # ICMP port unreachable
+                        exchange.fail(list(waiting.values()), "connection refused")
                         break
-                    response = _parse(data)
-                    if response is None or response.id not in waiting:
+                    matched = exchange.match(data, waiting)
+                    if matched is None:
                         continue
-                    i = waiting[response.id]
-                    if not queries[i].is_response(response):
-                        continue
-                    del waiting[response.id]
                     heard = True
-                    if response.flags & dns.flags.TC:
-                        response = self._tcp(server, questions[i], queries[i], errors, i)
-                        if response is None:
+                    i, response = matched
+                    if is_truncated(response):
+                        tcp_response = self._tcp(server, exchange, i)
+                        if tcp_response is None:
                             continue
-                    self._accept(response, i, results, errors)
+                        response = tcp_response
+                    exchange.accept(i, response)
         except OSError as exc:
-            for i in pending:
-                if results[i] is None:
-                    errors[i] = f"network error: {exc.strerror or exc}"
+            exchange.fail(pending, f"network error: {exc.strerror or exc}")
         self._mark(server, heard)
 
-    def _tcp(
-        self,
-        server: Server,
-        question: tuple[str, str],
-        query: dns.message.Message,
-        errors: list[str],
-        i: int,
-    ) -> dns.message.Message | None:
+    def _tcp(self, server: Server, exchange: Exchange, i: int) -> dns.message.Message | None:
         host, port = server
-        self._observe(server, question, "tcp")
+        self._observe(server, exchange.questions[i], "tcp")
         try:
-            return dns.query.tcp(query, host, timeout=self._timeout, port=port)
+            return dns.query.tcp(exchange.queries[i], host, timeout=self._timeout, port=port)
         except (dns.exception.Timeout, TimeoutError):
-            errors[i] = "timed out (tcp)"
+            exchange.fail([i], "timed out (tcp)")
         except (OSError, EOFError, dns.exception.DNSException) as exc:
-            errors[i] = f"tcp error: {exc}"
+            exchange.fail([i], f"tcp error: {exc}")
         return None
 
-    @staticmethod
-    def _accept(
-        response: dns.message.Message,
-        i: int,
-        results: list[dns.message.Message | UpstreamFailure | None],
-        errors: list[str],
-    ) -> None:
-        if response.rcode() in _ANSWERS:
-            results[i] = response
-        else:
-            # SERVFAIL, REFUSED, NOTIMP, FORMERR: try the next server, as glibc does.
-            errors[i] = dns.rcode.to_text(response.rcode())
 
-    def _observe(self, server: Server, question: tuple[str, str], transport: str) -> None:
-        if self.on_query is not None:
-            self.on_query(server_text(server), question[0], question[1], transport)
+class _DatagramQueue(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[bytes | OSError] = asyncio.Queue()
+
+    def datagram_received(self, data: bytes, addr: object) -> None:
+        self.queue.put_nowait(data)
+
+    def error_received(self, exc: Exception) -> None:
+        if isinstance(exc, OSError):
+            self.queue.put_nowait(exc)
+
+
+class AsyncUpstream(_Servers):
+    """asyncio transports, for ``AsyncResolver``; the same moves as ``Upstream``."""
+
+    async def exchange(
+        self, questions: Sequence[tuple[str, str]], attempts: int | None = None
+    ) -> list[Response]:
+        exchange = Exchange(questions)
+        for server in self.rounds(attempts):
+            pending = exchange.pending()
+            if not pending:
+                break
+            await self._try_server(server, exchange, pending)
+        return exchange.outcome()
+
+    async def _try_server(self, server: Server, exchange: Exchange, pending: list[int]) -> None:
+        host, port = server
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        waiting = exchange.start_try(pending)
+        heard = False
+        loop = asyncio.get_running_loop()
+        transport: asyncio.DatagramTransport | None = None
+        try:
+            transport, protocol = await loop.create_datagram_endpoint(
+                _DatagramQueue,
+                remote_addr=_sockaddr(host, port, family),  # type: ignore[arg-type]
+                family=family,
+            )
+            for i in pending:
+                self._observe(server, exchange.questions[i], "udp")
+                transport.sendto(exchange.queries[i].to_wire())
+            deadline = time.monotonic() + self._timeout
+            while waiting:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    data = await asyncio.wait_for(protocol.queue.get(), remaining)
+                except asyncio.TimeoutError:
+                    break
+                if isinstance(data, ConnectionRefusedError):
+                    exchange.fail(list(waiting.values()), "connection refused")
+                    break
+                if isinstance(data, OSError):
+                    continue
+                matched = exchange.match(data, waiting)
+                if matched is None:
+                    continue
+                heard = True
+                i, response = matched
+                if is_truncated(response):
+                    tcp_response = await self._tcp(server, exchange, i)
+                    if tcp_response is None:
+                        continue
+                    response = tcp_response
+                exchange.accept(i, response)
+        except OSError as exc:
+            exchange.fail(pending, f"network error: {exc.strerror or exc}")
+        finally:
+            if transport is not None:
+                transport.close()
+        self._mark(server, heard)
+
+    async def _tcp(self, server: Server, exchange: Exchange, i: int) -> dns.message.Message | None:
+        host, port = server
+        self._observe(server, exchange.questions[i], "tcp")
+        query = exchange.queries[i]
+        writer: asyncio.StreamWriter | None = None
+        try:
+            deadline = time.monotonic() + self._timeout
+            reader, stream = await asyncio.wait_for(
+                asyncio.open_connection(host, port), self._timeout
+            )
+            writer = stream
+            wire = query.to_wire()
+            stream.write(struct.pack("!H", len(wire)) + wire)
+            await asyncio.wait_for(stream.drain(), max(0.0, deadline - time.monotonic()))
+            header = await asyncio.wait_for(
+                reader.readexactly(2), max(0.0, deadline - time.monotonic())
+            )
+            (length,) = struct.unpack("!H", header)
+            data = await asyncio.wait_for(
+                reader.readexactly(length), max(0.0, deadline - time.monotonic())
+            )
+            response = dns.message.from_wire(data)
+            if not query.is_response(response):
+                exchange.fail([i], "tcp error: mismatched reply")
+                return None
+            return response
+        except (asyncio.TimeoutError, TimeoutError):
+            exchange.fail([i], "timed out (tcp)")
+        except (OSError, EOFError, asyncio.IncompleteReadError, dns.exception.DNSException) as exc:
+            exchange.fail([i], f"tcp error: {exc}")
+        finally:
+            if writer is not None:
+                writer.close()
+        return None
 
 
 def _sockaddr(host: str, port: int, family: int) -> tuple[str, int] | tuple[str, int, int, int]:
     if family == socket.AF_INET6:
-        # The original getaddrinfo, even when safedns.patch() has replaced it.
         info = _getaddrinfo(host, port, family, socket.SOCK_DGRAM, 0, socket.AI_NUMERICHOST)
         address = info[0][4]  # keeps the scope id of a link-local address
         return (str(address[0]), int(address[1]), int(address[2]), int(address[3]))  # type: ignore[misc]
     return (host, port)
-
-
-def _new_id(taken: dict[int, int]) -> int:
-    while True:
-        qid = int.from_bytes(os.urandom(2), "big")
-        if qid not in taken:
-            return qid
-
-
-def _parse(data: bytes) -> dns.message.Message | None:
-    try:
-        return dns.message.from_wire(data)
-    except Exception:  # garbage on the wire is ignored, whatever it is
-        return None

@@ -1,0 +1,264 @@
+"""The asyncio resolver: the same shell as ``Resolver``, for an event loop.
+
+It shares ``Core`` (cache, counters, budget, the search-list walk) with the
+sync resolver, and may share one ``Core`` with a given ``Resolver`` so a
+process keeps one cache whichever way it looks names up. Upstream I/O goes
+through ``AsyncUpstream``, which makes the same moves as the sync
+``Upstream`` on asyncio transports, so answers, TTLs and failures are the
+same in both. A cache hit completes without suspending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+import weakref
+from collections.abc import Callable, Coroutine, Sequence
+
+from safedns._cache import Entry
+from safedns._config import ResolverConfig
+from safedns._core import BUDGET_SPENT, Core, Key, Outcome, Walk, family_types, rdtype_text
+from safedns._records import Answer, UpstreamFailure
+from safedns._resolver import Resolver
+from safedns._stats import Stats
+from safedns._upstream import AsyncUpstream, QueryObserver
+
+__all__ = ["AsyncResolver"]
+
+#: What a finished flight carries: the cached entry, or why there is none.
+_Landing = tuple[Entry | None, UpstreamFailure | None]
+
+
+class _Flight:
+    __slots__ = ("future", "started")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.future: asyncio.Future[_Landing] = loop.create_future()
+        self.started = time.monotonic()
+
+
+_Batch = list[tuple[Key, _Flight]]
+
+
+class AsyncResolver:
+    """A caching stub resolver for asyncio.
+
+    ``AsyncResolver(config)`` has its own cache; ``AsyncResolver(resolver=r)``
+    shares the cache, counters and budget of the sync resolver ``r``.
+    Use ``async with`` or ``await aclose()`` to stop background refreshes.
+    """
+
+    def __init__(
+        self,
+        config: ResolverConfig | None = None,
+        *,
+        resolver: Resolver | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        on_query: QueryObserver | None = None,
+    ) -> None:
+        if resolver is not None:
+            self._core: Core = resolver._core
+            self.config = resolver.config
+            self._clock = resolver._clock
+        else:
+            self.config = config if config is not None else ResolverConfig.from_system()
+            self._clock = clock
+            self._core = Core(self.config, clock)
+        self._on_query = on_query
+        self._upstream = AsyncUpstream(self.config, self._clock, on_query=self._observe)
+        self._flights: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Key, _Flight]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    # -- public API ---------------------------------------------------------
+
+    async def resolve(self, name: str | bytes, rdtype: str = "A") -> Answer:
+        """Resolve ``name`` for one type; see ``Resolver.resolve``."""
+        try:
+            memo = self._core.memo.get((name, rdtype))
+        except TypeError:
+            memo = None
+        if memo is not None and self._clock() < memo[1]:
+            counters = self._core.counters
+            counters.lookups.inc()
+            counters.cache_hits.inc()
+            return memo[0]
+        self._core.counters.lookups.inc()
+        text = rdtype_text(rdtype)
+        walk = await self._walk(name, (text,))
+        answer = walk.answers(self._core)[0]
+        self._core.remember(name, rdtype, answer, walk.outcomes[0])  # type: ignore[arg-type]
+        return answer
+
+    async def resolve_addresses(
+        self, name: str | bytes, family: int = socket.AF_UNSPEC
+    ) -> list[str]:
+        """A and AAAA asked together (``AF_UNSPEC``), or one family. IPv4 first."""
+        answers = await self.lookup_addresses(name, family)
+        return [a for answer in answers for a in answer.addresses]
+
+    async def lookup_addresses(
+        self, name: str | bytes, family: int = socket.AF_UNSPEC
+    ) -> list[Answer]:
+        rdtypes = family_types(family)
+        self._core.counters.lookups.inc()
+        return (await self._walk(name, rdtypes)).answers(self._core)
+
+    def stats(self) -> Stats:
+        return self._core.stats()
+
+    def flush(self, name: str | None = None) -> None:
+        self._core.flush(name)
+
+    async def aclose(self) -> None:
+        """Cancel background refreshes and wait for them."""
+        self._closed = True
+        tasks = [t for t in self._tasks if not t.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def __aenter__(self) -> AsyncResolver:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"<AsyncResolver nameservers={list(self.config.nameservers)}>"
+
+    # -- I/O -------------------------------------------------------------------
+
+    async def _walk(self, name: str | bytes, rdtypes: Sequence[str]) -> Walk:
+        walk = Walk(name, rdtypes, self.config)
+        while (questions := walk.next()) is not None:
+            if walk.feed(await self._ask(questions)):
+                return walk
+        raise walk.fail()
+
+    def _loop_flights(self) -> dict[Key, _Flight]:
+        loop = asyncio.get_running_loop()
+        flights = self._flights.get(loop)
+        if flights is None:
+            flights = self._flights[loop] = {}
+        return flights
+
+    async def _ask(self, questions: Sequence[Key]) -> list[Outcome]:
+        core = self._core
+        now = self._clock()
+        flights = self._loop_flights()
+        outcomes: list[Outcome | None] = [None] * len(questions)
+        stale: list[Entry | None] = [None] * len(questions)
+        led: list[tuple[int, _Flight]] = []
+        followed: list[tuple[int, _Flight]] = []
+        for i, key in enumerate(questions):
+            triage = core.triage(key, now)
+            if triage.prefetch:
+                self._prefetch(key, flights)
+            if triage.got is not None:
+                outcomes[i] = triage.got
+                continue
+            stale[i] = triage.stale
+            flight = flights.get(key)
+            if flight is None:
+                flight = flights[key] = _Flight(asyncio.get_running_loop())
+                led.append((i, flight))
+            else:
+                core.counters.coalesced.inc()
+                followed.append((i, flight))
+        if led:
+            await self._lead(questions, led, stale, flights)
+        for i, flight in followed:
+            await self._wait(flight, stale[i])
+        for i, flight in led + followed:
+            entry, error = flight.future.result() if flight.future.done() else (None, None)
+            outcomes[i] = core.settle(entry, error, stale[i], self._clock())
+        return [o if o is not None else UpstreamFailure("no outcome") for o in outcomes]
+
+    async def _lead(
+        self,
+        questions: Sequence[Key],
+        led: list[tuple[int, _Flight]],
+        stale: list[Entry | None],
+        flights: dict[Key, _Flight],
+    ) -> None:
+        now = self._clock()
+        send: _Batch = []
+        for i, flight in led:
+            key = questions[i]
+            if self._core.spend(now):
+                send.append((key, flight))
+            else:
+                _land(flights, key, flight, (None, UpstreamFailure(BUDGET_SPENT)))
+        if not send:
+            return
+        timeout = self.config.stale_response_timeout
+        if any(stale[i] is not None for i, _ in led) and timeout > 0 and not self._closed:
+            # Stale data is on hand: wait a little, then serve it and let the
+            # query finish in the background (RFC 8767 client response timer).
+            task = self._spawn(self._exchange(send, flights, attempts=1))
+            await asyncio.wait({task}, timeout=timeout)
+        else:
+            await self._exchange(send, flights)
+
+    async def _wait(self, flight: _Flight, stale: Entry | None) -> None:
+        if stale is not None and self.config.stale_response_timeout > 0:
+            timeout = flight.started + self.config.stale_response_timeout - time.monotonic()
+        else:
+            timeout = self._core.max_wait()
+        if flight.future.done():
+            return
+        await asyncio.wait({flight.future}, timeout=max(0.0, timeout))
+
+    async def _exchange(
+        self, send: _Batch, flights: dict[Key, _Flight], attempts: int | None = None
+    ) -> None:
+        """Send the questions, cache what comes back, land every flight."""
+        error: BaseException | None = None
+        try:
+            responses = await self._upstream.exchange([key for key, _ in send], attempts)
+            now = self._clock()
+            for (key, flight), response in zip(send, responses, strict=True):
+                recorded = self._core.record(key, response, now)
+                if isinstance(recorded, UpstreamFailure):
+                    _land(flights, key, flight, (None, recorded))
+                else:
+                    _land(flights, key, flight, (recorded, None))
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            failure = UpstreamFailure(f"lookup interrupted: {error!r}")
+            for key, flight in send:
+                _land(flights, key, flight, (None, failure))
+
+    def _prefetch(self, key: Key, flights: dict[Key, _Flight]) -> None:
+        if self._closed or key in flights:
+            return
+        if not self._core.budget.try_acquire(self._clock()):
+            return
+        flight = flights[key] = _Flight(asyncio.get_running_loop())
+        self._core.counters.prefetches.inc()
+        self._spawn(self._exchange([(key, flight)], flights, attempts=1))
+
+    def _spawn(self, coro: Coroutine[object, object, None]) -> asyncio.Task[None]:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _observe(self, server: str, qname: str, rdtype: str, transport: str) -> None:
+        self._core.counters.upstream_queries.inc()
+        if self._on_query is not None:
+            self._on_query(server, qname, rdtype, transport)
+
+
+def _land(flights: dict[Key, _Flight], key: Key, flight: _Flight, landing: _Landing) -> None:
+    if flights.get(key) is flight:
+        del flights[key]
+    if not flight.future.done():
+        flight.future.set_result(landing)

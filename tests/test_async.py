@@ -1,0 +1,188 @@
+"""AsyncResolver: the same behaviour as Resolver, on an event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from safedns import AsyncResolver, NameNotFound, Resolver, ResolverConfig, TemporaryFailure
+from safedns.testing import DNSServer
+from tests.conftest import FakeClock, k8s_config
+
+
+def test_cached_external_name_one_query(server: DNSServer) -> None:
+    async def main() -> None:
+        async with AsyncResolver(k8s_config(server)) as resolver:
+            first = await resolver.resolve("api.example.com")
+            assert not first.from_cache and first.ttl == 60
+            for _ in range(1000):
+                answer = await resolver.resolve("api.example.com")
+            assert answer.from_cache and answer.addresses == ["192.0.2.10"]
+
+    asyncio.run(main())
+    assert server.queries == [("api.example.com.", "A")]
+
+
+def test_search_walk_negative_cache_and_both_families(server: DNSServer) -> None:
+    async def main() -> None:
+        resolver = AsyncResolver(k8s_config(server))
+        assert (await resolver.resolve("my-svc")).name == "my-svc.ns1.svc.cluster.local."
+        with pytest.raises(NameNotFound):
+            await resolver.resolve("nope.example.com")
+        assert await resolver.resolve_addresses("dual.example.com") == [
+            "192.0.2.11",
+            "2001:db8::11",
+        ]
+        server.clear()
+        for _ in range(50):
+            await resolver.resolve("my-svc")
+            with pytest.raises(NameNotFound):
+                await resolver.resolve("nope.example.com")
+            await resolver.resolve_addresses("dual.example.com")
+        assert server.queries == []
+        await resolver.aclose()
+
+    asyncio.run(main())
+
+
+def test_a_and_aaaa_go_out_together(server: DNSServer) -> None:
+    server.delay = 0.4
+
+    async def main() -> float:
+        resolver = AsyncResolver(k8s_config(server, timeout=2))
+        started = time.monotonic()
+        await resolver.resolve_addresses("dual.example.com.")
+        return time.monotonic() - started
+
+    assert asyncio.run(main()) < 0.75
+
+
+def test_truncation_timeout_and_servfail(server: DNSServer) -> None:
+    async def main() -> None:
+        server.truncate = True
+        resolver = AsyncResolver(k8s_config(server, timeout=0.2, attempts=2))
+        assert (await resolver.resolve("api.example.com")).addresses == ["192.0.2.10"]
+        assert [t for _, _, t in server.query_log] == ["udp", "tcp"]
+        server.truncate = False
+        server.stop()
+        server.clear()
+        with pytest.raises(TemporaryFailure, match="timed out"):
+            await resolver.resolve("dual.example.com.")
+        assert len(server.queries) == 2
+        server.start()
+        server.servfail = True
+        with pytest.raises(TemporaryFailure, match="SERVFAIL"):
+            await resolver.resolve("www.example.org.")
+
+    asyncio.run(main())
+
+
+def test_wrong_id_replies_ignored(server: DNSServer) -> None:
+    server.wrong_id = True
+
+    async def main() -> list[str]:
+        return (await AsyncResolver(k8s_config(server)).resolve("api.example.com")).addresses
+
+    assert asyncio.run(main()) == ["192.0.2.10"]
+
+
+def test_1000_tasks_one_cold_name_one_query(server: DNSServer) -> None:
+    server.delay = 0.2
+
+    async def main() -> list[list[str]]:
+        resolver = AsyncResolver(ResolverConfig(nameservers=[server], timeout=2))
+        return await asyncio.gather(
+            *(resolver.resolve_addresses("dual.example.com.") for _ in range(1000))
+        )
+
+    results = asyncio.run(main())
+    assert all(r == ["192.0.2.11", "2001:db8::11"] for r in results)
+    assert sorted(server.queries) == [("dual.example.com.", "A"), ("dual.example.com.", "AAAA")]
+
+
+def test_serves_stale_through_an_outage(server: DNSServer, clock: FakeClock) -> None:
+    async def main() -> None:
+        config = k8s_config(server, timeout=0.1, stale_response_timeout=0.3)
+        resolver = AsyncResolver(config, clock=clock)
+        await resolver.resolve("api.example.com")
+        clock.advance(61)
+        server.stop()
+        server.clear()
+        for _ in range(20):
+            answer = await resolver.resolve("api.example.com")
+            assert answer.stale and answer.addresses == ["192.0.2.10"]
+        assert len(server.queries) == 1
+        await resolver.aclose()
+
+    asyncio.run(main())
+
+
+def test_refresh_ahead_in_the_background(server: DNSServer, clock: FakeClock) -> None:
+    async def main() -> None:
+        resolver = AsyncResolver(k8s_config(server), clock=clock)
+        await resolver.resolve("api.example.com")
+        clock.advance(55)
+        assert (await resolver.resolve("api.example.com")).ttl == 5
+        for _ in range(100):
+            if len(server.queries) == 2:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        assert (await resolver.resolve("api.example.com")).ttl == 60
+        await resolver.aclose()
+
+    asyncio.run(main())
+
+
+def test_shares_one_cache_with_a_sync_resolver(server: DNSServer) -> None:
+    sync = Resolver(k8s_config(server))
+    sync.resolve("api.example.com")
+
+    async def main() -> None:
+        resolver = AsyncResolver(resolver=sync)
+        assert (await resolver.resolve("api.example.com")).from_cache
+        await resolver.resolve("my-svc")
+
+    asyncio.run(main())
+    assert sync.resolve("my-svc").from_cache
+    assert len(server.queries) == 2
+    assert sync.stats().lookups == 4
+
+
+def test_budget_fails_fast(server: DNSServer) -> None:
+    async def main() -> int:
+        resolver = AsyncResolver(k8s_config(server, upstream_qps=5, upstream_burst=5))
+        failures = 0
+        for i in range(200):
+            try:
+                await resolver.resolve(f"x{i}.example.com.")
+            except TemporaryFailure:
+                failures += 1
+            except NameNotFound:
+                pass
+        return failures
+
+    started = time.monotonic()
+    assert asyncio.run(main()) >= 190
+    assert time.monotonic() - started < 2
+    assert len(server.queries) <= 10
+
+
+def test_aclose_cancels_background_work(server: DNSServer, clock: FakeClock) -> None:
+    server.delay = 5
+
+    async def main() -> None:
+        resolver = AsyncResolver(k8s_config(server, timeout=10), clock=clock)
+        server.delay = 0
+        await resolver.resolve("api.example.com")
+        server.delay = 5
+        clock.advance(55)
+        await resolver.resolve("api.example.com")  # starts a slow refresh
+        started = time.monotonic()
+        await resolver.aclose()
+        assert time.monotonic() - started < 1
+        assert all(t.done() for t in asyncio.all_tasks() if t is not asyncio.current_task())
+
+    asyncio.run(main())
