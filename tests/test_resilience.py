@@ -8,10 +8,12 @@ import contextlib
 import os
 import random
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
 
+import dns.message
 import pytest
 
 from safedns import NameNotFound, ResolveError, Resolver, ResolverConfig, TemporaryFailure
@@ -376,3 +378,18 @@ def test_chaos_dnsmasq_frozen_then_back() -> None:
         resolver.flush()
         assert not resolver.resolve("api.example.com").stale
         resolver.close()
+
+
+def test_chaos_spoofed_source_is_ignored(server: DNSServer) -> None:
+    """A forged reply (right ID and question, wrong address) from another port
+    reaches the client's port first; safedns accepts only the real server."""
+    server.spoof_source = True
+    # The forgery is real: an unconnected socket receives it first.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as raw:
+        raw.settimeout(2)
+        raw.sendto(dns.message.make_query("api.example.com.", "A").to_wire(), server.address)
+        _, source = raw.recvfrom(512)
+        assert source != server.address
+    resolver = Resolver(k8s_config(server))
+    assert resolver.resolve("api.example.com").addresses == ["192.0.2.10"]
+    assert resolver.resolve_addresses("dual.example.com") == ["192.0.2.11", "2001:db8::11"]

@@ -46,7 +46,7 @@ _POLL = 0.1
 _SOA_TEXT = "ns.invalid. hostmaster.invalid. 1 3600 600 86400"  # + MINIMUM
 
 _Address = tuple[str, int]
-_Pending = tuple[float, int, tuple[Any, ...], bytes, int, bool]
+_Pending = tuple[float, int, tuple[Any, ...], bytes, int, bool, bytes | None]
 
 
 def _to_name(name: str | dns.name.Name) -> dns.name.Name:
@@ -129,6 +129,9 @@ class DNSServer:
         self.drop_rate: float = 0.0
         #: Precede each UDP reply with one wrong-ID reply and one garbage datagram.
         self.wrong_id = False
+        #: Precede each UDP reply with a forged one (right ID and question, wrong
+        #: address) sent from another port, as an off-path spoofer would.
+        self.spoof_source = False
         #: If not None, the TTL of every answer record served.
         self.answer_ttl: int | None = None
         #: A TCP connection idle (or unanswered) this long is closed.
@@ -148,6 +151,7 @@ class DNSServer:
         self._conn_ids = itertools.count(1)
 
         self._udp, self._tcp = self._bind(host, port)
+        self._spoof: socket.socket | None = None
         sockname = self._udp.getsockname()
         self._address: _Address = (str(sockname[0]), int(sockname[1]))
         self._wake_r, self._wake_w = socket.socketpair()
@@ -217,8 +221,9 @@ class DNSServer:
         if self._thread is not threading.current_thread():
             self._thread.join()
         self._sel.close()
-        for sock in (self._udp, self._tcp, self._wake_r, self._wake_w):
-            sock.close()
+        for sock in (self._udp, self._tcp, self._wake_r, self._wake_w, self._spoof):
+            if sock is not None:
+                sock.close()
         with self._lock:
             conns = list(self._conns.items())
         for _, sock in conns:
@@ -504,6 +509,7 @@ class DNSServer:
             reply,
             query.id,
             self.wrong_id,
+            _forge(query) if self.spoof_source else None,
         )
         if self.delay > 0:
             heapq.heappush(self._pending, item)
@@ -516,10 +522,15 @@ class DNSServer:
             self._send_udp(heapq.heappop(self._pending))
 
     def _send_udp(self, item: _Pending) -> None:
-        _, _, addr, reply, qid, wrong_id = item
+        _, _, addr, reply, qid, wrong_id, forged = item
         if not self._serving:
             return
         try:
+            if forged is not None:
+                if self._spoof is None:
+                    self._spoof = socket.socket(self._udp.family, socket.SOCK_DGRAM)
+                    self._spoof.bind((self._address[0], 0))
+                self._spoof.sendto(forged, addr)
             if wrong_id:
                 bogus_id = (qid + self._rng.randint(1, 0xFFFF)) & 0xFFFF
                 self._udp.sendto(bogus_id.to_bytes(2, "big") + reply[2:], addr)
@@ -605,3 +616,19 @@ class DNSServer:
             conn.close()
             with self._lock:
                 self._conns.pop(threading.current_thread(), None)
+
+
+#: What a forged reply claims, by query type.
+FORGED_ADDRESSES = {dns.rdatatype.A: "203.0.113.66", dns.rdatatype.AAAA: "2001:db8:bad::66"}
+
+
+def _forge(query: dns.message.Message) -> bytes:
+    """A reply to ``query`` with its ID and question but a forged address."""
+    forged = dns.message.make_response(query)
+    question = query.question[0]
+    address = FORGED_ADDRESSES.get(question.rdtype)
+    if address is not None:
+        forged.answer.append(
+            dns.rrset.from_text(question.name, 300, dns.rdataclass.IN, question.rdtype, address)
+        )
+    return forged.to_wire()
