@@ -213,7 +213,7 @@ class Core:
     def _note_failure(self, key: Key, now: float) -> None:
         failed = self.failed_until
         if len(failed) >= self.config.max_negative_entries:
-            for old in [k for k, until in failed.items() if until <= now]:
+            for old in [k for k, until in list(failed.items()) if until <= now]:
                 failed.pop(old, None)
             if len(failed) >= self.config.max_negative_entries:
                 failed.clear()
