@@ -21,6 +21,11 @@ that cannot work or a value our fields cannot hold:
   still decides whether the host name's domain is used as a fallback.
 * A link-local IPv6 nameserver's ``%scope`` is kept as written; glibc keeps it only
   if the interface exists on this machine, which a config object cannot know.
+
+Faithful quirks worth knowing: ``nameserver`` lines of a CRLF file are ignored
+(``"10.0.0.1\\r"`` is not an address to glibc), legacy ``inet_aton`` forms such as
+``127.1`` or ``010.0.0.1`` (octal: 8.0.0.1) are accepted, and option numbers go
+through C ``atoi`` (``ndots:x`` is 0, ``ndots: 4`` is 4, ``ndots:-1`` is 15).
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ import os
 import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypedDict
 
 __all__ = ["ResolverConfig", "parse_nameserver"]
 
@@ -61,7 +66,18 @@ _OCTAL_DIGITS = "01234567"
 _HEX_DIGITS = "0123456789abcdefABCDEF"
 
 
-# --------------------------------------------------------------------------- nameservers
+# ---------------------------------------------------------------- nameservers
+
+
+class _HasAddress(Protocol):
+    """Anything with a ``(host, port)`` ``.address``, such as the embedded test server."""
+
+    @property
+    def address(self) -> tuple[Any, ...]: ...
+
+
+#: What ``ResolverConfig(nameservers=...)`` accepts for one server.
+_NameserverSpec: TypeAlias = "str | tuple[Any, ...] | _HasAddress"
 
 
 def _format_server(host: str, port: int) -> str:
@@ -164,7 +180,7 @@ def _normalise_nameserver(value: object) -> str:
     )
 
 
-# --------------------------------------------------------------------------- domains
+# ---------------------------------------------------------------- domains
 
 
 def _normalise_domain(value: object, field: str) -> str:
@@ -199,7 +215,7 @@ def _as_tuple(value: object, field: str) -> tuple[object, ...]:
     return tuple(value)
 
 
-# --------------------------------------------------------------------------- numbers
+# ---------------------------------------------------------------- numbers
 
 
 def _check_int(field: str, value: object, low: int, high: int | None = None) -> int:
@@ -232,7 +248,7 @@ def _check_bool(field: str, value: object) -> bool:
     return value
 
 
-# --------------------------------------------------------------------------- the config
+# ---------------------------------------------------------------- the config
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -298,6 +314,37 @@ class ResolverConfig:
     upstream_burst: int = 200
     #: Seconds a timed-out nameserver is skipped while others answer; 0 = never skip.
     server_backoff: float = 30
+
+    if TYPE_CHECKING:
+        # What __init__ accepts before __post_init__ normalises it; the dataclass
+        # machinery keeps a class-defined __init__, so this exists for type checkers only.
+        def __init__(
+            self,
+            *,
+            nameservers: Iterable[_NameserverSpec] = ...,
+            search: Iterable[str] = ...,
+            ndots: int = ...,
+            timeout: float = ...,
+            attempts: int = ...,
+            rotate: bool = ...,
+            cluster_domain: str | None = ...,
+            internal_suffixes: Iterable[str] = ...,
+            max_entries: int = ...,
+            max_negative_entries: int = ...,
+            min_ttl: float = ...,
+            max_ttl: float = ...,
+            max_negative_ttl: float = ...,
+            negative_ttl_no_soa: float = ...,
+            stale_ttl: float = ...,
+            stale_answer_ttl: float = ...,
+            stale_response_timeout: float = ...,
+            failure_recheck: float = ...,
+            prefetch: bool = ...,
+            prefetch_ratio: float = ...,
+            upstream_qps: float = ...,
+            upstream_burst: int = ...,
+            server_backoff: float = ...,
+        ) -> None: ...
 
     def __post_init__(self) -> None:
         set_ = functools.partial(object.__setattr__, self)
@@ -431,7 +478,7 @@ class ResolverConfig:
         return cls(**kwargs)
 
 
-# --------------------------------------------------------------------------- SAFEDNS_* env
+# ---------------------------------------------------------------- SAFEDNS_* env
 
 
 def _safedns_env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
@@ -470,7 +517,7 @@ def _safedns_env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
     return out
 
 
-# --------------------------------------------------------------------------- glibc parsing
+# ---------------------------------------------------------------- glibc parsing
 
 
 class _GlibcSettings(TypedDict):
