@@ -393,3 +393,37 @@ def test_chaos_spoofed_source_is_ignored(server: DNSServer) -> None:
     resolver = Resolver(k8s_config(server))
     assert resolver.resolve("api.example.com").addresses == ["192.0.2.10"]
     assert resolver.resolve_addresses("dual.example.com") == ["192.0.2.11", "2001:db8::11"]
+
+
+def test_client_timer_covers_the_whole_walk(server: DNSServer, clock: FakeClock) -> None:
+    """Stale answers for a name found at the second candidate come after one
+    stale_response_timeout, not one per candidate."""
+    config = k8s_config(server, timeout=2.0, stale_response_timeout=0.4)
+    resolver = Resolver(config, clock=clock)
+    assert resolver.resolve("my-svc.ns1").name == "my-svc.ns1.svc.cluster.local."
+    clock.advance(31)  # both the NXDOMAIN (30 s) and the answer (30 s) expired
+    server.stop()
+    started = time.monotonic()
+    answer = resolver.resolve("my-svc.ns1")
+    elapsed = time.monotonic() - started
+    assert answer.stale and answer.addresses == ["10.0.0.5"]
+    assert 0.3 < elapsed < 0.7, elapsed
+    resolver.close()
+
+
+def test_memo_expires_with_the_walks_earliest_negative(clock: FakeClock) -> None:
+    with DNSServer(negative_ttl=5) as server:
+        server.add("my-svc.ns1.svc.cluster.local", "A", "10.0.0.5", ttl=300)
+        resolver = Resolver(k8s_config(server), clock=clock)
+        resolver.resolve("my-svc.ns1")
+        resolver.resolve_addresses("my-svc.ns1", socket.AF_INET)
+        assert len(server.queries) == 2
+        clock.advance(4)
+        resolver.resolve("my-svc.ns1")
+        resolver.resolve_addresses("my-svc.ns1", socket.AF_INET)
+        assert len(server.queries) == 2
+        clock.advance(2)  # the first candidate's NXDOMAIN expired: it is asked again
+        resolver.resolve("my-svc.ns1")
+        assert server.queries[2:] == [("my-svc.ns1.ns1.svc.cluster.local.", "A")]
+        resolver.resolve_addresses("my-svc.ns1", socket.AF_INET)
+        assert len(server.queries) == 3

@@ -329,3 +329,20 @@ def test_close_leaves_no_thread_behind(server: DNSServer, clock: FakeClock) -> N
     resolver.resolve("api.example.com")
     resolver.close()
     assert set(threading.enumerate()) <= before
+
+
+def test_address_lookups_hit_the_memo(server: DNSServer) -> None:
+    resolver = Resolver(k8s_config(server))
+    first = resolver.lookup_addresses("dual.example.com")
+    assert [a.from_cache for a in first] == [False, False]
+    before = resolver.stats()
+    for _ in range(10):
+        answers = resolver.lookup_addresses("dual.example.com")
+        assert resolver.resolve_addresses("dual.example.com") == ["192.0.2.11", "2001:db8::11"]
+    assert [a.from_cache for a in answers] == [True, True]
+    after = resolver.stats()
+    assert after.lookups - before.lookups == 20
+    assert after.cache_hits - before.cache_hits == 20
+    assert after.cache_misses == before.cache_misses
+    answers.clear()  # callers own the lists they get
+    assert len(resolver.lookup_addresses("dual.example.com")) == 2

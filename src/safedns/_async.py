@@ -11,6 +11,7 @@ same in both. A cache hit completes without suspending.
 from __future__ import annotations
 
 import asyncio
+import math
 import socket
 import time
 import weakref
@@ -77,35 +78,35 @@ class AsyncResolver:
 
     async def resolve(self, name: str | bytes, rdtype: str = "A") -> Answer:
         """Resolve ``name`` for one type; see ``Resolver.resolve``."""
-        try:
-            memo = self._core.memo.get((name, rdtype))
-        except TypeError:
-            memo = None
-        if memo is not None and self._clock() < memo[1]:
-            counters = self._core.counters
-            counters.lookups.inc()
-            counters.cache_hits.inc()
-            return memo[0]
+        answer = self._core.hit(name, rdtype)
+        if answer is not None:
+            return answer
         self._core.counters.lookups.inc()
         text = rdtype_text(rdtype)
-        walk = await self._walk(name, (text,))
-        answer = walk.answers(self._core)[0]
-        self._core.remember(name, rdtype, answer, walk.outcomes[0])  # type: ignore[arg-type]
-        return answer
+        return self._core.remember(name, rdtype, await self._walk(name, (text,)))
 
     async def resolve_addresses(
         self, name: str | bytes, family: int = socket.AF_UNSPEC
     ) -> list[str]:
         """A and AAAA asked together (``AF_UNSPEC``), or one family. IPv4 first."""
-        answers = await self.lookup_addresses(name, family)
+        memo = self._core.address_hit(name, family)
+        if memo is not None:
+            return memo.addresses
+        answers = await self._lookup_addresses(name, family)
         return [a for answer in answers for a in answer.addresses]
 
     async def lookup_addresses(
         self, name: str | bytes, family: int = socket.AF_UNSPEC
     ) -> list[Answer]:
+        memo = self._core.address_hit(name, family)
+        if memo is not None:
+            return list(memo.answers)
+        return await self._lookup_addresses(name, family)
+
+    async def _lookup_addresses(self, name: str | bytes, family: int) -> list[Answer]:
         rdtypes = family_types(family)
         self._core.counters.lookups.inc()
-        return (await self._walk(name, rdtypes)).answers(self._core)
+        return self._core.remember_addresses(name, family, await self._walk(name, rdtypes))
 
     def stats(self) -> Stats:
         return self._core.stats()
@@ -135,8 +136,11 @@ class AsyncResolver:
 
     async def _walk(self, name: str | bytes, rdtypes: Sequence[str]) -> Walk:
         walk = Walk(name, rdtypes, self.config)
+        # RFC 8767's client response timer covers the whole lookup, however
+        # many candidates it walks.
+        stale_deadline = time.monotonic() + self.config.stale_response_timeout
         while (questions := walk.next()) is not None:
-            if walk.feed(await self._ask(questions)):
+            if walk.feed(await self._ask(questions, stale_deadline)):
                 return walk
         raise walk.fail()
 
@@ -147,7 +151,9 @@ class AsyncResolver:
             flights = self._flights[loop] = {}
         return flights
 
-    async def _ask(self, questions: Sequence[Key]) -> list[Outcome]:
+    async def _ask(
+        self, questions: Sequence[Key], stale_deadline: float = math.inf
+    ) -> list[Outcome]:
         core = self._core
         now = self._clock()
         flights = self._loop_flights()
@@ -171,9 +177,9 @@ class AsyncResolver:
                 core.counters.coalesced.inc()
                 followed.append((i, flight))
         if led:
-            await self._lead(questions, led, stale, flights)
+            await self._lead(questions, led, stale, stale_deadline, flights)
         for i, flight in followed:
-            await self._wait(flight, stale[i])
+            await self._wait(flight, stale[i], stale_deadline)
         for i, flight in led + followed:
             entry, error = flight.future.result() if flight.future.done() else (None, None)
             outcomes[i] = core.settle(entry, error, stale[i], self._clock())
@@ -184,6 +190,7 @@ class AsyncResolver:
         questions: Sequence[Key],
         led: list[tuple[int, _Flight]],
         stale: list[Entry | None],
+        stale_deadline: float,
         flights: dict[Key, _Flight],
     ) -> None:
         now = self._clock()
@@ -201,13 +208,15 @@ class AsyncResolver:
             # Stale data is on hand: wait a little, then serve it and let the
             # query finish in the background (RFC 8767 client response timer).
             task = self._spawn(self._exchange(send, flights, attempts=1))
-            await asyncio.wait({task}, timeout=timeout)
+            deadline = min(time.monotonic() + timeout, stale_deadline)
+            await asyncio.wait({task}, timeout=max(0.0, deadline - time.monotonic()))
         else:
             await self._exchange(send, flights)
 
-    async def _wait(self, flight: _Flight, stale: Entry | None) -> None:
+    async def _wait(self, flight: _Flight, stale: Entry | None, stale_deadline: float) -> None:
         if stale is not None and self.config.stale_response_timeout > 0:
-            timeout = flight.started + self.config.stale_response_timeout - time.monotonic()
+            timer = flight.started + self.config.stale_response_timeout
+            timeout = min(timer, stale_deadline) - time.monotonic()
         else:
             timeout = self._core.max_wait()
         if flight.future.done():

@@ -21,6 +21,7 @@ injected.
 
 from __future__ import annotations
 
+import math
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ from safedns._planning import plan
 from safedns._records import Answer, Negative, Positive, Result, UpstreamFailure, interpret
 from safedns._stats import Counters, Stats
 
-__all__ = ["FAMILY_TYPES", "Core", "Got", "Key", "Outcome", "Walk", "rdtype_text"]
+__all__ = ["FAMILY_TYPES", "AddressMemo", "Core", "Got", "Key", "Outcome", "Walk", "rdtype_text"]
 
 Key = tuple[str, str]
 
@@ -103,6 +104,18 @@ class Triage:
     prefetch: bool
 
 
+@dataclass(frozen=True, slots=True)
+class AddressMemo:
+    """A finished address lookup, reusable until ``refresh_at``."""
+
+    answers: tuple[Answer, ...]
+    refresh_at: float
+
+    @property
+    def addresses(self) -> list[str]:
+        return [a for answer in self.answers for a in answer.addresses]
+
+
 class Core:
     """The cache, counters, budget and failure bookkeeping of one resolver.
 
@@ -115,9 +128,11 @@ class Core:
         self.clock = clock
         self.counters = Counters()
         self.cache = DNSCache(config, clock)
-        #: Finished positive answers by the caller's own (name, type), valid
-        #: until their refresh point: a hit is a dict lookup and a clock read.
-        self.memo: dict[tuple[object, str], tuple[Answer, float]] = {}
+        #: Finished answers by the caller's own (name, type), each valid until
+        #: its ``_refresh_at``: a hit is a dict lookup and a clock read.
+        self.memo: dict[tuple[object, str], Answer] = {}
+        #: The same for address lookups, by (name, family).
+        self.address_memo: dict[tuple[object, int], AddressMemo] = {}
         self.reset_runtime()
 
     def reset_runtime(self) -> None:
@@ -152,27 +167,71 @@ class Core:
         expires = now + self.config.stale_answer_ttl
         return Got(entry.result, expires, expires, True, True)
 
-    def remember(self, name: object, rdtype: str, answer: Answer, got: Got) -> None:
-        """Memoise a positive, non-stale answer for the fast path."""
-        if got.stale:
-            return
-        if not answer.from_cache:
-            answer = Answer(
-                answer.name,
-                answer.rdtype,
-                got.result.records,  # type: ignore[union-attr]
-                answer.canonical_name,
-                got.expires,
-                self.clock,
-                from_cache=True,
+    def hit(self, name: object, rdtype: str) -> Answer | None:
+        """The memoised answer for ``resolve(name, rdtype)``, if still good."""
+        try:
+            answer = self.memo.get((name, rdtype))
+        except TypeError:  # unhashable: the slow path raises the right error
+            return None
+        if answer is None or self.clock() >= answer._refresh_at:
+            return None
+        counters = self.counters
+        counters.lookups.inc()
+        counters.cache_hits.inc()
+        return answer
+
+    def address_hit(self, name: object, family: int) -> AddressMemo | None:
+        """The memoised address lookup of ``name`` for ``family``, if still good."""
+        try:
+            memo = self.address_memo.get((name, family))
+        except TypeError:
+            return None
+        if memo is None or self.clock() >= memo.refresh_at:
+            return None
+        counters = self.counters
+        counters.lookups.inc()
+        counters.cache_hits.inc()
+        return memo
+
+    def cached_copy(self, answer: Answer, refresh_at: float) -> Answer:
+        """``answer`` as later hits see it: from the cache, valid until ``refresh_at``."""
+        return Answer(
+            answer.name,
+            answer.rdtype,
+            answer._records,
+            answer.canonical_name,
+            answer.expires,
+            self.clock,
+            from_cache=True,
+            refresh_at=refresh_at,
+        )
+
+    def remember(self, name: object, rdtype: str, walk: Walk) -> Answer:
+        """The walk's answer for ``resolve``; memoised for the fast path unless
+        it is stale."""
+        answer = walk.answers(self)[0]
+        if not walk.stale:
+            memo = self.memo
+            if len(memo) >= self.config.max_entries:
+                memo.clear()
+            memo[(name, rdtype)] = self.cached_copy(answer, walk.valid_until)
+        return answer
+
+    def remember_addresses(self, name: object, family: int, walk: Walk) -> list[Answer]:
+        """The walk's answers for an address lookup, memoised likewise."""
+        answers = walk.answers(self)
+        if not walk.stale:
+            memo = self.address_memo
+            if len(memo) >= self.config.max_entries:
+                memo.clear()
+            memo[(name, family)] = AddressMemo(
+                tuple(self.cached_copy(a, walk.valid_until) for a in answers), walk.valid_until
             )
-        memo = self.memo
-        if len(memo) >= self.config.max_entries:
-            memo.clear()
-        memo[(name, rdtype)] = (answer, got.refresh_at)  # name was validated: hashable
+        return answers
 
     def flush(self, name: str | None = None) -> None:
         self.memo.clear()
+        self.address_memo.clear()
         if name is None:
             self.cache.clear()
         else:
@@ -278,6 +337,8 @@ class Walk:
         "_rdtypes",
         "candidate",
         "outcomes",
+        "stale",
+        "valid_until",
     )
 
     def __init__(self, name: str | bytes, rdtypes: Sequence[str], config: ResolverConfig) -> None:
@@ -288,6 +349,11 @@ class Walk:
         self._display = name.decode("ascii", "replace") if isinstance(name, bytes) else str(name)
         self.candidate = ""
         self.outcomes: list[Outcome] = []
+        #: Until when the walk would run the same way: the earliest refresh
+        #: point of every cached answer it used, negative ones included.
+        self.valid_until = math.inf
+        #: True when any answer the walk used was stale.
+        self.stale = False
 
     def next(self) -> list[Key] | None:
         """The next candidate's questions, or None when every candidate is done."""
@@ -301,6 +367,10 @@ class Walk:
         """True when the current candidate has data (the walk is over). Raises
         ``TemporaryFailure`` when upstream failed before any candidate had."""
         self.outcomes = outcomes
+        for outcome in outcomes:
+            if isinstance(outcome, Got):
+                self.valid_until = min(self.valid_until, outcome.refresh_at)
+                self.stale = self.stale or outcome.stale
         if any(isinstance(o, Got) and isinstance(o.result, Positive) for o in outcomes):
             return True
         for outcome in outcomes:

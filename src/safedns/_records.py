@@ -88,7 +88,7 @@ def interpret(response: dns.message.Message, qname: str, rdtype: str) -> list[tu
         if rrset is not None:
             data_ttl = float(rrset.ttl)
             records = tuple(rd.to_text() for rd in rrset)
-            canonical = _text(current)
+            canonical = _text(current) if chain else qname
             ttl = min([data_ttl, *(t for _, t in chain)])
             results: list[tuple[str, Result]] = [(qname, Positive(records, canonical, ttl))]
             if chain:
@@ -146,6 +146,7 @@ class Answer:
         "_clock",
         "_expires",
         "_records",
+        "_refresh_at",
         "canonical_name",
         "from_cache",
         "name",
@@ -164,12 +165,16 @@ class Answer:
         *,
         from_cache: bool,
         stale: bool = False,
+        refresh_at: float | None = None,
     ) -> None:
         self.name = name
         self.rdtype = rdtype
         self._records = records
         self.canonical_name = canonical_name
         self._expires = expires
+        #: Until when a resolver may hand this object out again without asking
+        #: its cache (the refresh-ahead point, or earlier).
+        self._refresh_at = expires if refresh_at is None else refresh_at
         self._clock = clock
         self.from_cache = from_cache
         self.stale = stale

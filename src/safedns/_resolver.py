@@ -8,6 +8,7 @@ same shell for asyncio.
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import threading
@@ -74,33 +75,33 @@ class Resolver:
 
         Raises ``NameNotFound``, ``TemporaryFailure`` or ``InvalidName``.
         """
-        try:
-            memo = self._core.memo.get((name, rdtype))
-        except TypeError:
-            memo = None
-        if memo is not None and self._clock() < memo[1]:
-            counters = self._core.counters
-            counters.lookups.inc()
-            counters.cache_hits.inc()
-            return memo[0]
+        answer = self._core.hit(name, rdtype)
+        if answer is not None:
+            return answer
         self._core.counters.lookups.inc()
         text = rdtype_text(rdtype)
-        walk = self._walk(name, (text,))
-        answer = walk.answers(self._core)[0]
-        self._core.remember(name, rdtype, answer, walk.outcomes[0])  # type: ignore[arg-type]
-        return answer
+        return self._core.remember(name, rdtype, self._walk(name, (text,)))
 
     def resolve_addresses(self, name: str | bytes, family: int = socket.AF_UNSPEC) -> list[str]:
         """The addresses of ``name``: A and AAAA asked together (``AF_UNSPEC``),
         or one family. IPv4 first."""
-        return [a for answer in self.lookup_addresses(name, family) for a in answer.addresses]
+        memo = self._core.address_hit(name, family)
+        if memo is not None:
+            return memo.addresses
+        return [a for answer in self._lookup_addresses(name, family) for a in answer.addresses]
 
     def lookup_addresses(self, name: str | bytes, family: int = socket.AF_UNSPEC) -> list[Answer]:
         """Like ``resolve_addresses`` but returns the ``Answer`` of each type that
         had data (A before AAAA), all for the same candidate name."""
+        memo = self._core.address_hit(name, family)
+        if memo is not None:
+            return list(memo.answers)
+        return self._lookup_addresses(name, family)
+
+    def _lookup_addresses(self, name: str | bytes, family: int) -> list[Answer]:
         rdtypes = family_types(family)
         self._core.counters.lookups.inc()
-        return self._walk(name, rdtypes).answers(self._core)
+        return self._core.remember_addresses(name, family, self._walk(name, rdtypes))
 
     def stats(self) -> Stats:
         return self._core.stats()
@@ -131,12 +132,15 @@ class Resolver:
 
     def _walk(self, name: str | bytes, rdtypes: Sequence[str]) -> Walk:
         walk = Walk(name, rdtypes, self.config)
+        # RFC 8767's client response timer covers the whole lookup, however
+        # many candidates it walks.
+        stale_deadline = time.monotonic() + self.config.stale_response_timeout
         while (questions := walk.next()) is not None:
-            if walk.feed(self._ask(questions)):
+            if walk.feed(self._ask(questions, stale_deadline)):
                 return walk
         raise walk.fail()
 
-    def _ask(self, questions: Sequence[Key]) -> list[Outcome]:
+    def _ask(self, questions: Sequence[Key], stale_deadline: float = math.inf) -> list[Outcome]:
         """One outcome per question, from the cache, another caller's flight,
         or upstream (every question this call leads goes out together)."""
         core = self._core
@@ -160,9 +164,9 @@ class Resolver:
                 core.counters.coalesced.inc()
                 followed.append((i, flight))
         if led:
-            self._lead(questions, led, stale)
+            self._lead(questions, led, stale, stale_deadline)
         for i, flight in followed:
-            self._wait(flight, stale[i])
+            self._wait(flight, stale[i], stale_deadline)
         for i, flight in led + followed:
             outcomes[i] = core.settle(flight.result, flight.error, stale[i], self._clock())
         return [o if o is not None else UpstreamFailure("no outcome") for o in outcomes]
@@ -172,6 +176,7 @@ class Resolver:
         questions: Sequence[Key],
         led: list[tuple[int, Flight[Entry]]],
         stale: list[Entry | None],
+        stale_deadline: float,
     ) -> None:
         now = self._clock()
         send: _Batch = []
@@ -188,16 +193,17 @@ class Resolver:
         if has_stale and timeout > 0 and self._submit(self._refresh, send):
             # Stale data is on hand: wait a little, then serve it and let the
             # query finish in the background (RFC 8767 client response timer).
-            deadline = time.monotonic() + timeout
+            deadline = min(time.monotonic() + timeout, stale_deadline)
             for _, flight in send:
                 flight.wait(max(0.0, deadline - time.monotonic()))
         else:
             self._exchange(send)
 
-    def _wait(self, flight: Flight[Entry], stale: Entry | None) -> None:
+    def _wait(self, flight: Flight[Entry], stale: Entry | None, stale_deadline: float) -> None:
         if stale is not None and self.config.stale_response_timeout > 0:
             # The client response timer runs from when the query went out.
-            timeout = flight.started + self.config.stale_response_timeout - time.monotonic()
+            timer = flight.started + self.config.stale_response_timeout
+            timeout = min(timer, stale_deadline) - time.monotonic()
             flight.wait(max(0.0, timeout))
         else:
             flight.wait(self._core.max_wait())
