@@ -9,6 +9,7 @@ so that client code can be tested against the failures real networks produce.
 from __future__ import annotations
 
 import contextlib
+import functools
 import heapq
 import itertools
 import logging
@@ -344,13 +345,7 @@ class DNSServer:
     # -- answering -------------------------------------------------------------
 
     def _soa(self) -> dns.rrset.RRset:
-        ttl = self.negative_ttl
-        rdata = dns.rdata.from_text(
-            dns.rdataclass.IN, dns.rdatatype.SOA, f"{_SOA_TEXT} {ttl}", relativize=False
-        )
-        rrset = dns.rrset.RRset(dns.name.root, dns.rdataclass.IN, dns.rdatatype.SOA)
-        rrset.add(rdata, ttl)
-        return rrset
+        return _soa_rrset(self.negative_ttl)
 
     def _served(self, rrset: dns.rrset.RRset) -> dns.rrset.RRset:
         out = dns.rrset.RRset(rrset.name, rrset.rdclass, rrset.rdtype)
@@ -632,3 +627,14 @@ def _forge(query: dns.message.Message) -> bytes:
             dns.rrset.from_text(question.name, 300, dns.rdataclass.IN, question.rdtype, address)
         )
     return forged.to_wire()
+
+
+@functools.lru_cache(maxsize=16)
+def _soa_rrset(ttl: int) -> dns.rrset.RRset:
+    """The SOA of negative answers (shared between responses: never mutated)."""
+    rdata = dns.rdata.from_text(
+        dns.rdataclass.IN, dns.rdatatype.SOA, f"{_SOA_TEXT} {ttl}", relativize=False
+    )
+    rrset = dns.rrset.RRset(dns.name.root, dns.rdataclass.IN, dns.rdatatype.SOA)
+    rrset.add(rdata, ttl)
+    return rrset
