@@ -346,3 +346,14 @@ def test_address_lookups_hit_the_memo(server: DNSServer) -> None:
     assert after.cache_misses == before.cache_misses
     answers.clear()  # callers own the lists they get
     assert len(resolver.lookup_addresses("dual.example.com")) == 2
+
+
+def test_ip_literals_answer_themselves(server: DNSServer) -> None:
+    resolver = Resolver(k8s_config(server))
+    assert resolver.resolve_addresses("10.0.0.1") == ["10.0.0.1"]
+    assert resolver.resolve_addresses("::1") == ["::1"]
+    assert resolver.resolve_addresses(b"2001:DB8::0:1") == ["2001:db8::1"]
+    assert resolver.resolve_addresses("10.0.0.1", socket.AF_INET) == ["10.0.0.1"]
+    with pytest.raises(NameNotFound):
+        resolver.resolve_addresses("10.0.0.1", socket.AF_INET6)
+    assert server.queries == []

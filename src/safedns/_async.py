@@ -106,6 +106,9 @@ class AsyncResolver:
     async def _lookup_addresses(self, name: str | bytes, family: int) -> list[Answer]:
         rdtypes = family_types(family)
         self._core.counters.lookups.inc()
+        literal = self._core.literal_answers(name, family)
+        if literal is not None:
+            return literal
         return self._core.remember_addresses(name, family, await self._walk(name, rdtypes))
 
     def stats(self) -> Stats:

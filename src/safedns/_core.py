@@ -21,6 +21,7 @@ injected.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import socket
 from collections.abc import Callable, Sequence
@@ -192,6 +193,27 @@ class Core:
         counters.lookups.inc()
         counters.cache_hits.inc()
         return memo
+
+    def literal_answers(self, name: object, family: int) -> list[Answer] | None:
+        """An IP address given as a name answers itself, without DNS (as
+        glibc's getaddrinfo does); None when ``name`` is not an address."""
+        if isinstance(name, bytes):
+            try:
+                name = name.decode("ascii")
+            except UnicodeDecodeError:
+                return None
+        if not isinstance(name, str) or not name or not (name[0].isdigit() or ":" in name):
+            return None
+        try:
+            address = ipaddress.ip_address(name)
+        except ValueError:
+            return None
+        rdtype = "A" if address.version == 4 else "AAAA"
+        if rdtype not in family_types(family):
+            raise NameNotFound(name, "/".join(family_types(family)), nxdomain=False)
+        text = str(address)
+        expires = self.clock() + self.config.max_ttl
+        return [Answer(text, rdtype, (text,), text, expires, self.clock, from_cache=True)]
 
     def cached_copy(self, answer: Answer, refresh_at: float) -> Answer:
         """``answer`` as later hits see it: from the cache, valid until ``refresh_at``."""
