@@ -9,6 +9,8 @@
 from safedns._async import AsyncResolver
 from safedns._config import ResolverConfig
 from safedns._exceptions import InvalidName, NameNotFound, ResolveError, TemporaryFailure
+from safedns._getaddrinfo import getaddrinfo, gethostbyname, gethostbyname_ex
+from safedns._patch import is_patched, patch, patched, unpatch
 from safedns._planning import plan
 from safedns._records import Answer
 from safedns._resolver import Resolver
@@ -27,7 +29,14 @@ __all__ = [
     "Stats",
     "TemporaryFailure",
     "__version__",
+    "getaddrinfo",
+    "gethostbyname",
+    "gethostbyname_ex",
+    "is_patched",
+    "patch",
+    "patched",
     "plan",
+    "unpatch",
 ]
 
 for _name in __all__:
