@@ -288,3 +288,13 @@ def test_plan_properties(name: str, config: Cfg) -> None:
 @given(name=valid_names())
 def test_encode_name_agrees_with_idna_codec_on_ascii(name: str) -> None:
     assert encode_name(name) == name.encode("idna").decode("ascii").lower()
+
+
+def test_search_list_ends_at_the_first_candidate_too_long() -> None:
+    # glibc's query for an over-long candidate fails and ends the search list;
+    # the name as-is is still asked.
+    config = Cfg(search=("a" * 60 + ".example", "short.example"), ndots=5)
+    name = ".".join(["x" * 60] * 3)  # 182 octets: the first suffix does not fit
+    assert plan(name, config) == [f"{name}."]
+    config = Cfg(search=("short.example", "a" * 60 + ".example"), ndots=5)
+    assert plan(name, config) == [f"{name}.short.example.", f"{name}."]

@@ -17,6 +17,7 @@ Names are encoded like CPython's ``socket.getaddrinfo`` encodes str hosts
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 from collections.abc import Iterable
 from importlib.resources import files
@@ -229,8 +230,9 @@ def is_external(name: str, config: PlanConfig) -> bool:
 def plan(name: str | bytes, config: PlanConfig) -> list[str]:
     """The absolute names (lower case, trailing dot) to query, in order.
 
-    Raises ``InvalidName`` if ``name`` is not a valid host name. Search-list
-    candidates longer than 253 octets are skipped, as glibc does.
+    Raises ``InvalidName`` if ``name`` is not a valid host name. The search
+    list ends at the first candidate longer than 253 octets (glibc's query
+    for it fails and ends the search); the name as-is is still asked.
     """
     encoded = encode_name(name)
     if encoded.endswith("."):
@@ -240,7 +242,10 @@ def plan(name: str | bytes, config: PlanConfig) -> list[str]:
     if _in_cluster(encoded, prepared):
         return [absolute]
     room = _MAX_NAME - len(encoded)
-    searched = [f"{encoded}{suffix}." for suffix, extra in prepared.suffixes if extra <= room]
+    searched = [
+        f"{encoded}{suffix}."
+        for suffix, _ in itertools.takewhile(lambda s: s[1] <= room, prepared.suffixes)
+    ]
     if encoded.count(".") >= prepared.ndots or _external(encoded, prepared):
         searched.insert(0, absolute)
     else:
