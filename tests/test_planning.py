@@ -294,7 +294,7 @@ def test_search_list_ends_at_the_first_candidate_too_long() -> None:
     # glibc's query for an over-long candidate fails and ends the search list;
     # the name as-is is still asked.
     config = Cfg(search=("a" * 60 + ".example", "short.example"), ndots=5)
-    name = ".".join(["x" * 60] * 3)  # 182 octets: the first suffix does not fit
+    name = ".".join(["x" * 63] * 3)  # 191 octets: the first suffix does not fit
     assert plan(name, config) == [f"{name}."]
     config = Cfg(search=("short.example", "a" * 60 + ".example"), ndots=5)
     assert plan(name, config) == [f"{name}.short.example.", f"{name}."]
