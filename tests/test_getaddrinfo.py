@@ -33,17 +33,10 @@ from safedns._getaddrinfo import (
 )
 from safedns._hosts import HostsFile
 from safedns.testing import DNSServer
+from tests.conftest import FakeClock
 
 S = socket
 AI_IDN, AI_CANONIDN = 0x40, 0x80
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture(scope="module")
@@ -381,11 +374,6 @@ def dns() -> Iterator[DNSServer]:
         srv.add("hop2.example.com", "CNAME", "v4.example.com", ttl=120)
         srv.add("my-svc.ns1.svc.cluster.local", "A", "10.0.0.5", ttl=30)
         yield srv
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 @pytest.fixture
