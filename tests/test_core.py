@@ -210,3 +210,17 @@ def test_single_flight_one_leader() -> None:
     assert not waiter.is_alive() and second.result == 42
     third, lead_again = flights.begin("q")
     assert lead_again and third is not first
+
+
+def test_cache_keeps_existence_consistent(clock: FakeClock) -> None:
+    cache = DNSCache(CONFIG, clock)
+    cache.put("a.", "AAAA", Negative(True, "a.", 30), clock())
+    cache.put("a.", "A", Positive(("192.0.2.1",), "a.", 300), clock())
+    # The name exists now: the NXDOMAIN no longer answers its other types.
+    assert cache.get("a.", "AAAA", clock()) is None
+    cache.put("a.", "AAAA", Negative(False, "a.", 30), clock())
+    cache.put("a.", "TXT", Negative(True, "a.", 30), clock())
+    # And an NXDOMAIN retires the addresses it contradicts.
+    entry = cache.get("a.", "A", clock())
+    assert entry is not None and isinstance(entry.result, Negative) and entry.result.nxdomain
+    assert cache.sizes() == (0, 1)

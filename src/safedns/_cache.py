@@ -52,12 +52,9 @@ class Entry:
     """One cached result. Times are on the cache's clock."""
 
     result: Result
-    stored: float
     expires: float
     #: When a hit should trigger a background refresh (refresh-ahead).
     refresh_at: float
-    #: When the entry stops being usable even as stale data.
-    stale_until: float
 
     def fresh(self, now: float) -> bool:
         return now < self.expires
@@ -78,7 +75,7 @@ class DNSCache:
         ttl = entry_ttl(result, config)
         expires = now + ttl
         refresh_at = expires - ttl * config.prefetch_ratio if config.prefetch else expires
-        return Entry(result, now, expires, refresh_at, expires + config.stale_ttl)
+        return Entry(result, expires, refresh_at)
 
     def get(self, name: str, rdtype: str, now: float) -> Entry | None:
         """The entry for (name, rdtype), fresh or stale, or None.
@@ -87,6 +84,7 @@ class DNSCache:
         counts for every type.
         """
         found: list[Entry] = []
+        stale_ttl = self._config.stale_ttl
         with self._lock:
             for store, key in (
                 (self._positive, (name, rdtype)),
@@ -96,7 +94,7 @@ class DNSCache:
                 entry = store.get(key)
                 if entry is None:
                     continue
-                if now >= entry.stale_until:
+                if now >= entry.expires + stale_ttl:  # past serving even stale
                     del store[key]
                 else:
                     found.append(entry)
@@ -104,25 +102,32 @@ class DNSCache:
             return None
         if len(found) == 1:
             return found[0]
-        return max(found, key=lambda e: (now < e.expires, e.stored))
+        # Only an NXDOMAIN beside data of a rarely asked type can overlap
+        # (``put`` keeps the rest apart): prefer fresh, then the later expiry.
+        return max(found, key=lambda e: (now < e.expires, e.expires))
 
     def put(self, name: str, rdtype: str, result: Result, now: float) -> Entry | None:
         """Store ``result``; returns its entry, or None when policy says not to
         cache it (a TTL of 0 and no stale window)."""
         entry = self.make_entry(result, now)
-        if entry.stale_until <= now:
+        if entry.expires + self._config.stale_ttl <= now:
             return None
+        positive, negative = self._positive, self._negative
         with self._lock:
-            if isinstance(result, Positive):
-                self._positive[(name, rdtype)] = entry
-                self._negative.pop((name, rdtype), None)
-            elif result.nxdomain:
-                self._negative[(name, NXDOMAIN_KEY)] = entry
-                self._positive.pop((name, rdtype), None)
-                self._negative.pop((name, rdtype), None)
+            if isinstance(result, Positive) or not result.nxdomain:
+                # The name exists: no NXDOMAIN for it any more.
+                negative.pop((name, NXDOMAIN_KEY), None)
+                if isinstance(result, Positive):
+                    positive[(name, rdtype)] = entry
+                    negative.pop((name, rdtype), None)
+                else:
+                    negative[(name, rdtype)] = entry
+                    positive.pop((name, rdtype), None)
             else:
-                self._negative[(name, rdtype)] = entry
-                self._positive.pop((name, rdtype), None)
+                negative[(name, NXDOMAIN_KEY)] = entry
+                for key in {(name, rdtype), (name, "A"), (name, "AAAA")}:
+                    positive.pop(key, None)
+                    negative.pop(key, None)
         return entry
 
     def remove(self, name: str, rdtype: str | None = None) -> None:
