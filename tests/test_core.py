@@ -3,6 +3,7 @@ budget and single-flight bookkeeping. No sockets, no sleeping."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 
 import dns.message
@@ -14,7 +15,7 @@ from safedns import ResolverConfig
 from safedns._budget import TokenBucket
 from safedns._cache import DNSCache, entry_ttl
 from safedns._records import Negative, Positive, UpstreamFailure, interpret
-from safedns._singleflight import Flights
+from safedns._singleflight import AsyncFlight, Flights, ThreadFlight
 from tests.conftest import FakeClock
 
 CONFIG = ResolverConfig(nameservers=["127.0.0.1"])
@@ -198,18 +199,43 @@ def test_token_bucket_rejects_bad_values() -> None:
 
 
 def test_single_flight_one_leader() -> None:
-    flights: Flights[str, int] = Flights()
-    first, lead = flights.begin("q")
-    second, follow = flights.begin("q")
+    flights: Flights[str, ThreadFlight[int]] = Flights(ThreadFlight)
+    first, lead = flights.begin("q", 1.0)
+    second, follow = flights.begin("q", 2.0)
     assert lead and not follow and first is second
-    assert first.followers == 1
+    assert first.followers == 1 and first.started == 1.0
     waiter = threading.Thread(target=second.wait)
     waiter.start()
     flights.finish("q", first, 42)
     waiter.join(1)
-    assert not waiter.is_alive() and second.result == 42
-    third, lead_again = flights.begin("q")
+    assert not waiter.is_alive() and second.result == 42 and second.landed
+    flights.finish("q", first, 43)  # a flight lands once
+    assert first.result == 42
+    third, lead_again = flights.begin("q", 3.0)
     assert lead_again and third is not first
+
+
+def test_async_flight_wakes_tasks() -> None:
+    async def main() -> list[object]:
+        loop = asyncio.get_running_loop()
+        flights: Flights[str, AsyncFlight[str]] = Flights(lambda now: AsyncFlight(now, loop))
+        flight, lead = flights.begin("q", 0.0)
+        assert lead
+
+        async def follower() -> object:
+            joined, leader = flights.begin("q", 0.0)
+            assert not leader
+            await joined.future
+            return joined.result
+
+        waiting = [asyncio.ensure_future(follower()) for _ in range(3)]
+        await asyncio.sleep(0)
+        flights.finish("q", flight, None, UpstreamFailure("boom"))
+        results = await asyncio.gather(*waiting)
+        assert isinstance(flight.error, UpstreamFailure) and not flights.in_flight("q")
+        return results
+
+    assert asyncio.run(main()) == [None, None, None]
 
 
 def test_cache_keeps_existence_consistent(clock: FakeClock) -> None:

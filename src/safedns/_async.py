@@ -22,24 +22,14 @@ from safedns._config import ResolverConfig
 from safedns._core import BUDGET_SPENT, Core, Key, Outcome, Walk, family_types, rdtype_text
 from safedns._records import Answer, UpstreamFailure
 from safedns._resolver import Resolver
+from safedns._singleflight import AsyncFlight, Flights
 from safedns._stats import Stats
 from safedns._upstream import AsyncUpstream, QueryObserver
 
 __all__ = ["AsyncResolver"]
 
-#: What a finished flight carries: the cached entry, or why there is none.
-_Landing = tuple[Entry | None, UpstreamFailure | None]
-
-
-class _Flight:
-    __slots__ = ("future", "started")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.future: asyncio.Future[_Landing] = loop.create_future()
-        self.started = time.monotonic()
-
-
-_Batch = list[tuple[Key, _Flight]]
+_Flights = Flights[Key, AsyncFlight[Entry]]
+_Batch = list[tuple[Key, AsyncFlight[Entry]]]
 
 
 class AsyncResolver:
@@ -68,7 +58,8 @@ class AsyncResolver:
             self._core = Core(self.config, clock)
         self._on_query = on_query
         self._upstream = AsyncUpstream(self.config, self._clock, on_query=self._observe)
-        self._flights: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Key, _Flight]] = (
+        # Flights are futures of one event loop: one table per loop.
+        self._flights: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Flights] = (
             weakref.WeakKeyDictionary()
         )
         self._tasks: set[asyncio.Task[None]] = set()
@@ -147,11 +138,11 @@ class AsyncResolver:
                 return walk
         raise walk.fail()
 
-    def _loop_flights(self) -> dict[Key, _Flight]:
+    def _loop_flights(self) -> _Flights:
         loop = asyncio.get_running_loop()
         flights = self._flights.get(loop)
         if flights is None:
-            flights = self._flights[loop] = {}
+            flights = self._flights[loop] = Flights(lambda now: AsyncFlight(now, loop))
         return flights
 
     async def _ask(
@@ -162,8 +153,8 @@ class AsyncResolver:
         flights = self._loop_flights()
         outcomes: list[Outcome | None] = [None] * len(questions)
         stale: list[Entry | None] = [None] * len(questions)
-        led: list[tuple[int, _Flight]] = []
-        followed: list[tuple[int, _Flight]] = []
+        led: list[tuple[int, AsyncFlight[Entry]]] = []
+        followed: list[tuple[int, AsyncFlight[Entry]]] = []
         for i, key in enumerate(questions):
             triage = core.triage(key, now)
             if triage.prefetch:
@@ -172,9 +163,8 @@ class AsyncResolver:
                 outcomes[i] = triage.got
                 continue
             stale[i] = triage.stale
-            flight = flights.get(key)
-            if flight is None:
-                flight = flights[key] = _Flight(asyncio.get_running_loop())
+            flight, leader = flights.begin(key, time.monotonic())
+            if leader:
                 led.append((i, flight))
             else:
                 core.counters.coalesced.inc()
@@ -184,17 +174,16 @@ class AsyncResolver:
         for i, flight in followed:
             await self._wait(flight, stale[i], stale_deadline)
         for i, flight in led + followed:
-            entry, error = flight.future.result() if flight.future.done() else (None, None)
-            outcomes[i] = core.settle(entry, error, stale[i], self._clock())
+            outcomes[i] = core.settle(flight.result, flight.error, stale[i], self._clock())
         return [o if o is not None else UpstreamFailure("no outcome") for o in outcomes]
 
     async def _lead(
         self,
         questions: Sequence[Key],
-        led: list[tuple[int, _Flight]],
+        led: list[tuple[int, AsyncFlight[Entry]]],
         stale: list[Entry | None],
         stale_deadline: float,
-        flights: dict[Key, _Flight],
+        flights: _Flights,
     ) -> None:
         now = self._clock()
         send: _Batch = []
@@ -203,7 +192,7 @@ class AsyncResolver:
             if self._core.spend(now):
                 send.append((key, flight))
             else:
-                _land(flights, key, flight, (None, UpstreamFailure(BUDGET_SPENT)))
+                flights.finish(key, flight, None, UpstreamFailure(BUDGET_SPENT))
         if not send:
             return
         timeout = self.config.stale_response_timeout
@@ -216,18 +205,20 @@ class AsyncResolver:
         else:
             await self._exchange(send, flights)
 
-    async def _wait(self, flight: _Flight, stale: Entry | None, stale_deadline: float) -> None:
+    async def _wait(
+        self, flight: AsyncFlight[Entry], stale: Entry | None, stale_deadline: float
+    ) -> None:
         if stale is not None and self.config.stale_response_timeout > 0:
             timer = flight.started + self.config.stale_response_timeout
             timeout = min(timer, stale_deadline) - time.monotonic()
         else:
             timeout = self._core.max_wait()
-        if flight.future.done():
+        if flight.landed:
             return
         await asyncio.wait({flight.future}, timeout=max(0.0, timeout))
 
     async def _exchange(
-        self, send: _Batch, flights: dict[Key, _Flight], attempts: int | None = None
+        self, send: _Batch, flights: _Flights, attempts: int | None = None
     ) -> None:
         """Send the questions, cache what comes back, land every flight."""
         error: BaseException | None = None
@@ -237,23 +228,26 @@ class AsyncResolver:
             for (key, flight), response in zip(send, responses, strict=True):
                 recorded = self._core.record(key, response, now)
                 if isinstance(recorded, UpstreamFailure):
-                    _land(flights, key, flight, (None, recorded))
+                    flights.finish(key, flight, None, recorded)
                 else:
-                    _land(flights, key, flight, (recorded, None))
+                    flights.finish(key, flight, recorded)
         except BaseException as exc:
             error = exc
             raise
         finally:
-            failure = UpstreamFailure(f"lookup interrupted: {error!r}")
             for key, flight in send:
-                _land(flights, key, flight, (None, failure))
+                if not flight.landed:
+                    failure = UpstreamFailure(f"lookup interrupted: {error!r}")
+                    flights.finish(key, flight, None, failure)
 
-    def _prefetch(self, key: Key, flights: dict[Key, _Flight]) -> None:
-        if self._closed or key in flights:
+    def _prefetch(self, key: Key, flights: _Flights) -> None:
+        if self._closed or flights.in_flight(key):
             return
         if not self._core.budget.try_acquire(self._clock()):
             return
-        flight = flights[key] = _Flight(asyncio.get_running_loop())
+        flight, leader = flights.begin(key, time.monotonic())
+        if not leader:
+            return
         self._core.counters.prefetches.inc()
         self._spawn(self._exchange([(key, flight)], flights, attempts=1))
 
@@ -267,10 +261,3 @@ class AsyncResolver:
         self._core.counters.upstream_queries.inc()
         if self._on_query is not None:
             self._on_query(server, qname, rdtype, transport)
-
-
-def _land(flights: dict[Key, _Flight], key: Key, flight: _Flight, landing: _Landing) -> None:
-    if flights.get(key) is flight:
-        del flights[key]
-    if not flight.future.done():
-        flight.future.set_result(landing)

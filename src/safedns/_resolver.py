@@ -21,13 +21,13 @@ from safedns._cache import Entry
 from safedns._config import ResolverConfig
 from safedns._core import BUDGET_SPENT, Core, Key, Outcome, Walk, family_types, rdtype_text
 from safedns._records import Answer, UpstreamFailure
-from safedns._singleflight import Flight, Flights
+from safedns._singleflight import Flights, ThreadFlight
 from safedns._stats import Stats
 from safedns._upstream import QueryObserver, Upstream
 
 __all__ = ["Resolver"]
 
-_Batch = list[tuple[Key, Flight[Entry]]]
+_Batch = list[tuple[Key, ThreadFlight[Entry]]]
 
 _all_resolvers: weakref.WeakSet[Resolver] = weakref.WeakSet()
 
@@ -58,7 +58,7 @@ class Resolver:
 
     def _init_runtime(self) -> None:
         """Flights, sockets, threads: what a forked child must not inherit."""
-        self._flights: Flights[Key, Entry] = Flights()
+        self._flights: Flights[Key, ThreadFlight[Entry]] = Flights(ThreadFlight)
         self._upstream = Upstream(self.config, self._clock, on_query=self._observe)
         self._executor: ThreadPoolExecutor | None = None
         self._executor_lock = threading.Lock()
@@ -150,8 +150,8 @@ class Resolver:
         now = self._clock()
         outcomes: list[Outcome | None] = [None] * len(questions)
         stale: list[Entry | None] = [None] * len(questions)
-        led: list[tuple[int, Flight[Entry]]] = []
-        followed: list[tuple[int, Flight[Entry]]] = []
+        led: list[tuple[int, ThreadFlight[Entry]]] = []
+        followed: list[tuple[int, ThreadFlight[Entry]]] = []
         for i, key in enumerate(questions):
             triage = core.triage(key, now)
             if triage.prefetch:
@@ -177,7 +177,7 @@ class Resolver:
     def _lead(
         self,
         questions: Sequence[Key],
-        led: list[tuple[int, Flight[Entry]]],
+        led: list[tuple[int, ThreadFlight[Entry]]],
         stale: list[Entry | None],
         stale_deadline: float,
     ) -> None:
@@ -202,7 +202,9 @@ class Resolver:
         else:
             self._exchange(send)
 
-    def _wait(self, flight: Flight[Entry], stale: Entry | None, stale_deadline: float) -> None:
+    def _wait(
+        self, flight: ThreadFlight[Entry], stale: Entry | None, stale_deadline: float
+    ) -> None:
         if stale is not None and self.config.stale_response_timeout > 0:
             # The client response timer runs from when the query went out.
             timer = flight.started + self.config.stale_response_timeout
@@ -234,7 +236,7 @@ class Resolver:
             raise
         finally:
             for key, flight in send:
-                if not flight.done.is_set():
+                if not flight.landed:
                     failure = UpstreamFailure(f"internal error: {error!r}")
                     self._flights.finish(key, flight, None, failure)
 

@@ -1,49 +1,105 @@
 """Single-flight bookkeeping: one upstream query per question at a time.
 
-``Flights.begin(key)`` makes the caller the *leader* of a new flight or hands
-it the flight already under way; the leader later calls ``finish``. Waiting is
-the shell's business: the sync resolver waits on ``Flight.done`` (a
-``threading.Event``).
+``Flights.begin(key, now)`` makes the caller the *leader* of a new flight or
+hands it the flight already under way; the leader later calls ``finish``,
+which publishes the outcome and wakes every follower. How a follower waits is
+the shell's business, so a flight comes in two kinds: ``ThreadFlight`` (a
+``threading.Event``, for the sync resolver) and ``AsyncFlight`` (an asyncio
+future, for ``AsyncResolver``). The bookkeeping is the same for both.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
-from typing import Generic, TypeVar
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
-__all__ = ["Flight", "Flights"]
+__all__ = ["AsyncFlight", "Flight", "Flights", "ThreadFlight"]
 
 K = TypeVar("K")
 T = TypeVar("T")
 
 
 class Flight(Generic[T]):
-    """One question in flight. ``result`` / ``error`` are set before ``done``."""
+    """One question in flight. ``result`` / ``error`` stay None until it lands."""
 
-    __slots__ = ("done", "error", "followers", "result", "started")
+    __slots__ = ("error", "followers", "result", "started")
 
-    def __init__(self, started: float = 0.0) -> None:
-        #: When the leader began (on the shell's clock), so late joiners know
+    def __init__(self, started: float) -> None:
+        #: When the leader began (real monotonic time), so late joiners know
         #: how long the query has been under way.
         self.started = started
-        self.done = threading.Event()
         self.result: T | None = None
         self.error: BaseException | None = None
         #: How many callers joined this flight instead of sending their own query.
         self.followers = 0
 
+    def land(self, result: T | None, error: BaseException | None) -> None:
+        """Publish the outcome (once) and wake the waiters."""
+        if self.landed:
+            return
+        self.result = result
+        self.error = error
+        self._wake()
+
+    @property
+    def landed(self) -> bool:
+        raise NotImplementedError
+
+    def _wake(self) -> None:
+        raise NotImplementedError
+
+
+class ThreadFlight(Flight[T]):
+    """A flight that threads wait for."""
+
+    __slots__ = ("_done",)
+
+    def __init__(self, started: float) -> None:
+        super().__init__(started)
+        self._done = threading.Event()
+
+    @property
+    def landed(self) -> bool:
+        return self._done.is_set()
+
+    def _wake(self) -> None:
+        self._done.set()
+
     def wait(self, timeout: float | None = None) -> bool:
-        return self.done.wait(timeout)
+        return self._done.wait(timeout)
 
 
-class Flights(Generic[K, T]):
+class AsyncFlight(Flight[T]):
+    """A flight that tasks of one event loop wait for."""
+
+    __slots__ = ("future",)
+
+    def __init__(self, started: float, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(started)
+        self.future: asyncio.Future[None] = loop.create_future()
+
+    @property
+    def landed(self) -> bool:
+        return self.future.done()
+
+    def _wake(self) -> None:
+        self.future.set_result(None)
+
+
+F = TypeVar("F", bound=Flight[Any])
+
+
+class Flights(Generic[K, F]):
     """The flights under way, by question. Thread-safe."""
 
-    def __init__(self) -> None:
-        self._flights: dict[K, Flight[T]] = {}
+    def __init__(self, make: Callable[[float], F]) -> None:
+        self._make = make
+        self._flights: dict[K, F] = {}
         self._lock = threading.Lock()
 
-    def begin(self, key: K, now: float = 0.0) -> tuple[Flight[T], bool]:
+    def begin(self, key: K, now: float) -> tuple[F, bool]:
         """(flight, True) when the caller must send the query and ``finish``
         it; (flight, False) when it should wait for the leader's."""
         with self._lock:
@@ -51,22 +107,18 @@ class Flights(Generic[K, T]):
             if flight is not None:
                 flight.followers += 1
                 return flight, False
-            flight = self._flights[key] = Flight(now)
+            flight = self._flights[key] = self._make(now)
             return flight, True
 
     def in_flight(self, key: K) -> bool:
         return key in self._flights
 
-    def finish(
-        self, key: K, flight: Flight[T], result: T | None, error: BaseException | None = None
-    ) -> None:
-        """Publish the leader's outcome and wake every waiter."""
+    def finish(self, key: K, flight: F, result: Any, error: BaseException | None = None) -> None:
+        """Retire the flight and publish the leader's outcome to its waiters."""
         with self._lock:
             if self._flights.get(key) is flight:
                 del self._flights[key]
-        flight.result = result
-        flight.error = error
-        flight.done.set()
+        flight.land(result, error)
 
     def __len__(self) -> int:
         return len(self._flights)
