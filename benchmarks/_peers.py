@@ -43,6 +43,20 @@ FAILED = "temporary failure"
 PORT = 443
 
 
+#: Every peer that resolves names, in the order the tables list them.
+PEER_ORDER = (
+    "glibc",
+    "dnspython",
+    "dnspython-lru",
+    "aiodns",
+    "aiohttp-threaded",
+    "aiohttp-async",
+    "safedns",
+    "safedns-getaddrinfo",
+    "safedns-async",
+)
+
+
 @dataclass(frozen=True)
 class PeerInfo:
     id: str

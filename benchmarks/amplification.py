@@ -28,21 +28,10 @@ from ._common import (
     short,
     workload_records,
 )
-from ._peers import FAILED, PEERS, Unavailable, open_peer, via_notes
+from ._peers import FAILED, PEER_ORDER, PEERS, Unavailable, open_peer, via_notes
 from ._report import Column, PeerRow, ScenarioResult, fmt_count, fmt_float
 
 NAME = "amplification"
-PEER_ORDER = (
-    "glibc",
-    "dnspython",
-    "dnspython-lru",
-    "aiodns",
-    "aiohttp-threaded",
-    "aiohttp-async",
-    "safedns",
-    "safedns-getaddrinfo",
-    "safedns-async",
-)
 SEED = 1
 TTL = 300
 _KIND_KEYS = {

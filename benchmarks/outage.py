@@ -26,21 +26,10 @@ from safedns._replay import workload
 
 from ._common import MIX, Child, Context, DnsSetup, median, open_server, percentile, short
 from ._common import workload_records as records_
-from ._peers import PEERS, Outcome, Unavailable, open_async_peer, open_peer, via_notes
+from ._peers import PEER_ORDER, PEERS, Outcome, Unavailable, open_async_peer, open_peer, via_notes
 from ._report import Column, PeerRow, ScenarioResult, fmt_count, fmt_ms, fmt_pct
 
 NAME = "outage"
-PEER_ORDER = (
-    "glibc",
-    "dnspython",
-    "dnspython-lru",
-    "aiodns",
-    "aiohttp-threaded",
-    "aiohttp-async",
-    "safedns",
-    "safedns-getaddrinfo",
-    "safedns-async",
-)
 SEED = 7
 _NAMES = tuple(name for _, _, names in MIX for name in names)
 
