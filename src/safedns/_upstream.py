@@ -90,6 +90,19 @@ class Exchange:
         del waiting[response.id]
         return i, response
 
+    def receive(self, data: bytes, waiting: dict[int, int]) -> tuple[int, bool] | None:
+        """Take one datagram: None when it answers none of our waiting queries;
+        else (index, needs_tcp). A complete answer is accepted here; a
+        truncated one must be asked again over TCP."""
+        matched = self.match(data, waiting)
+        if matched is None:
+            return None
+        i, response = matched
+        if is_truncated(response):
+            return i, True
+        self.accept(i, response)
+        return i, False
+
     def accept(self, i: int, response: dns.message.Message) -> None:
         if response.rcode() in _ANSWERS:
             self.results[i] = response
@@ -202,31 +215,30 @@ class Upstream(_Servers):
                     except ConnectionRefusedError:  # ICMP port unreachable
                         exchange.fail(list(waiting.values()), "connection refused")
                         break
-                    matched = exchange.match(data, waiting)
-                    if matched is None:
+                    received = exchange.receive(data, waiting)
+                    if received is None:
                         continue
                     heard = True
-                    i, response = matched
-                    if is_truncated(response):
-                        tcp_response = self._tcp(server, exchange, i)
-                        if tcp_response is None:
-                            continue
-                        response = tcp_response
-                    exchange.accept(i, response)
+                    i, needs_tcp = received
+                    if needs_tcp:
+                        self._tcp(server, exchange, i)
         except OSError as exc:
             exchange.fail(pending, f"network error: {exc.strerror or exc}")
         self._mark(server, heard)
 
-    def _tcp(self, server: Server, exchange: Exchange, i: int) -> dns.message.Message | None:
+    def _tcp(self, server: Server, exchange: Exchange, i: int) -> None:
+        """Ask question ``i`` again over TCP; the answer or the error goes
+        into ``exchange``. (dnspython checks the reply matches the query.)"""
         host, port = server
         self._observe(server, exchange.questions[i], "tcp")
         try:
-            return dns.query.tcp(exchange.queries[i], host, timeout=self._timeout, port=port)
+            response = dns.query.tcp(exchange.queries[i], host, timeout=self._timeout, port=port)
         except (dns.exception.Timeout, TimeoutError):
             exchange.fail([i], "timed out (tcp)")
         except (OSError, EOFError, dns.exception.DNSException) as exc:
             exchange.fail([i], f"tcp error: {exc}")
-        return None
+        else:
+            exchange.accept(i, response)
 
 
 class _DatagramQueue(asyncio.DatagramProtocol):
@@ -285,17 +297,13 @@ class AsyncUpstream(_Servers):
                     break
                 if isinstance(data, OSError):
                     continue
-                matched = exchange.match(data, waiting)
-                if matched is None:
+                received = exchange.receive(data, waiting)
+                if received is None:
                     continue
                 heard = True
-                i, response = matched
-                if is_truncated(response):
-                    tcp_response = await self._tcp(server, exchange, i)
-                    if tcp_response is None:
-                        continue
-                    response = tcp_response
-                exchange.accept(i, response)
+                i, needs_tcp = received
+                if needs_tcp:
+                    await self._tcp(server, exchange, i)
         except OSError as exc:
             exchange.fail(pending, f"network error: {exc.strerror or exc}")
         finally:
@@ -303,7 +311,8 @@ class AsyncUpstream(_Servers):
                 transport.close()
         self._mark(server, heard)
 
-    async def _tcp(self, server: Server, exchange: Exchange, i: int) -> dns.message.Message | None:
+    async def _tcp(self, server: Server, exchange: Exchange, i: int) -> None:
+        """Ask question ``i`` again over TCP, as ``Upstream._tcp`` does."""
         host, port = server
         self._observe(server, exchange.questions[i], "tcp")
         query = exchange.queries[i]
@@ -325,10 +334,10 @@ class AsyncUpstream(_Servers):
                 reader.readexactly(length), max(0.0, deadline - time.monotonic())
             )
             response = dns.message.from_wire(data)
-            if not query.is_response(response):
+            if query.is_response(response):
+                exchange.accept(i, response)
+            else:
                 exchange.fail([i], "tcp error: mismatched reply")
-                return None
-            return response
         except (asyncio.TimeoutError, TimeoutError):
             exchange.fail([i], "timed out (tcp)")
         except (OSError, EOFError, asyncio.IncompleteReadError, dns.exception.DNSException) as exc:
@@ -336,7 +345,6 @@ class AsyncUpstream(_Servers):
         finally:
             if writer is not None:
                 writer.close()
-        return None
 
 
 def _sockaddr(host: str, port: int, family: int) -> tuple[str, int] | tuple[str, int, int, int]:
