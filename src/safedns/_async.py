@@ -19,7 +19,7 @@ from collections.abc import Callable, Coroutine, Sequence
 
 from safedns._cache import Entry
 from safedns._config import ResolverConfig
-from safedns._core import BUDGET_SPENT, Core, Key, Outcome, Walk, family_types, rdtype_text
+from safedns._core import Core, Key, Outcome, Walk, family_types, rdtype_text
 from safedns._records import Answer, UpstreamFailure
 from safedns._resolver import Resolver
 from safedns._singleflight import AsyncFlight, Flights
@@ -185,14 +185,8 @@ class AsyncResolver:
         stale_deadline: float,
         flights: _Flights,
     ) -> None:
-        now = self._clock()
-        send: _Batch = []
-        for i, flight in led:
-            key = questions[i]
-            if self._core.spend(now):
-                send.append((key, flight))
-            else:
-                flights.finish(key, flight, None, UpstreamFailure(BUDGET_SPENT))
+        batch = [(questions[i], flight) for i, flight in led]
+        send = self._core.admit(flights, batch, self._clock())
         if not send:
             return
         timeout = self.config.stale_response_timeout

@@ -26,6 +26,7 @@ import math
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import dns.message
 import dns.rdatatype
@@ -36,11 +37,13 @@ from safedns._config import ResolverConfig
 from safedns._exceptions import NameNotFound, TemporaryFailure
 from safedns._planning import plan
 from safedns._records import Answer, Negative, Positive, Result, UpstreamFailure, interpret
+from safedns._singleflight import Flight, Flights
 from safedns._stats import Counters, Stats
 
 __all__ = ["FAMILY_TYPES", "AddressMemo", "Core", "Got", "Key", "Outcome", "Walk", "rdtype_text"]
 
 Key = tuple[str, str]
+F = TypeVar("F", bound=Flight[Any])
 
 FAMILY_TYPES: dict[int, tuple[str, ...]] = {
     socket.AF_UNSPEC: ("A", "AAAA"),
@@ -267,6 +270,19 @@ class Core:
             return True
         self.counters.budget_denied.inc()
         return False
+
+    def admit(
+        self, flights: Flights[Key, F], led: Sequence[tuple[Key, F]], now: float
+    ) -> list[tuple[Key, F]]:
+        """The led flights the budget lets go upstream; the others land at
+        once with a budget failure (their callers fall back to stale data)."""
+        send: list[tuple[Key, F]] = []
+        for key, flight in led:
+            if self.spend(now):
+                send.append((key, flight))
+            else:
+                flights.finish(key, flight, None, UpstreamFailure(BUDGET_SPENT))
+        return send
 
     def record(
         self, key: Key, response: dns.message.Message | UpstreamFailure, now: float

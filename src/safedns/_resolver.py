@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from safedns._cache import Entry
 from safedns._config import ResolverConfig
-from safedns._core import BUDGET_SPENT, Core, Key, Outcome, Walk, family_types, rdtype_text
+from safedns._core import Core, Key, Outcome, Walk, family_types, rdtype_text
 from safedns._records import Answer, UpstreamFailure
 from safedns._singleflight import Flights, ThreadFlight
 from safedns._stats import Stats
@@ -181,14 +181,8 @@ class Resolver:
         stale: list[Entry | None],
         stale_deadline: float,
     ) -> None:
-        now = self._clock()
-        send: _Batch = []
-        for i, flight in led:
-            key = questions[i]
-            if self._core.spend(now):
-                send.append((key, flight))
-            else:
-                self._flights.finish(key, flight, None, UpstreamFailure(BUDGET_SPENT))
+        batch = [(questions[i], flight) for i, flight in led]
+        send = self._core.admit(self._flights, batch, self._clock())
         if not send:
             return
         timeout = self.config.stale_response_timeout
