@@ -149,33 +149,15 @@ class AsyncResolver:
         self, questions: Sequence[Key], stale_deadline: float = math.inf
     ) -> list[Outcome]:
         core = self._core
-        now = self._clock()
         flights = self._loop_flights()
-        outcomes: list[Outcome | None] = [None] * len(questions)
-        stale: list[Entry | None] = [None] * len(questions)
-        led: list[tuple[int, AsyncFlight[Entry]]] = []
-        followed: list[tuple[int, AsyncFlight[Entry]]] = []
-        for i, key in enumerate(questions):
-            triage = core.triage(key, now)
-            if triage.prefetch:
-                self._prefetch(key, flights)
-            if triage.got is not None:
-                outcomes[i] = triage.got
-                continue
-            stale[i] = triage.stale
-            flight, leader = flights.begin(key, time.monotonic())
-            if leader:
-                led.append((i, flight))
-            else:
-                core.counters.coalesced.inc()
-                followed.append((i, flight))
-        if led:
-            await self._lead(questions, led, stale, stale_deadline, flights)
-        for i, flight in followed:
-            await self._wait(flight, stale[i], stale_deadline)
-        for i, flight in led + followed:
-            outcomes[i] = core.settle(flight.result, flight.error, stale[i], self._clock())
-        return [o if o is not None else UpstreamFailure("no outcome") for o in outcomes]
+        batch = core.sort(questions, flights, self._clock(), time.monotonic())
+        for key in batch.prefetch:
+            self._prefetch(key, flights)
+        if batch.led:
+            await self._lead(questions, batch.led, batch.stale, stale_deadline, flights)
+        for i, flight in batch.followed:
+            await self._wait(flight, batch.stale[i], stale_deadline)
+        return core.settle_batch(batch)
 
     async def _lead(
         self,

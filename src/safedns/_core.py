@@ -25,8 +25,8 @@ import ipaddress
 import math
 import socket
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 import dns.message
 import dns.rdatatype
@@ -106,6 +106,19 @@ class Triage:
     stale: Entry | None
     #: True when a fresh hit is inside its refresh-ahead window.
     prefetch: bool
+
+
+@dataclass(slots=True)
+class Batch(Generic[F]):
+    """One call's questions, sorted by what the cache and the flights can do:
+    ``outcomes`` already known, ``led`` flights this caller must send,
+    ``followed`` flights to wait for, ``prefetch`` keys due a refresh."""
+
+    outcomes: list[Outcome | None]
+    stale: list[Entry | None]
+    led: list[tuple[int, F]] = field(default_factory=list)
+    followed: list[tuple[int, F]] = field(default_factory=list)
+    prefetch: list[Key] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,6 +283,37 @@ class Core:
             return True
         self.counters.budget_denied.inc()
         return False
+
+    def sort(
+        self, questions: Sequence[Key], flights: Flights[Key, F], now: float, started: float
+    ) -> Batch[F]:
+        """Triage every question, then lead or join a flight for each one the
+        cache cannot answer (``started``: real time, for the client timer)."""
+        batch: Batch[F] = Batch([None] * len(questions), [None] * len(questions))
+        for i, key in enumerate(questions):
+            triage = self.triage(key, now)
+            if triage.prefetch:
+                batch.prefetch.append(key)
+            if triage.got is not None:
+                batch.outcomes[i] = triage.got
+                continue
+            batch.stale[i] = triage.stale
+            flight, leader = flights.begin(key, started)
+            if leader:
+                batch.led.append((i, flight))
+            else:
+                self.counters.coalesced.inc()
+                batch.followed.append((i, flight))
+        return batch
+
+    def settle_batch(self, batch: Batch[F]) -> list[Outcome]:
+        """Every question's outcome once the batch's flights landed (or their
+        waits ran out)."""
+        outcomes = batch.outcomes
+        now = self.clock()
+        for i, flight in batch.led + batch.followed:
+            outcomes[i] = self.settle(flight.result, flight.error, batch.stale[i], now)
+        return [o if o is not None else UpstreamFailure("no outcome") for o in outcomes]
 
     def admit(
         self, flights: Flights[Key, F], led: Sequence[tuple[Key, F]], now: float

@@ -147,32 +147,14 @@ class Resolver:
         """One outcome per question, from the cache, another caller's flight,
         or upstream (every question this call leads goes out together)."""
         core = self._core
-        now = self._clock()
-        outcomes: list[Outcome | None] = [None] * len(questions)
-        stale: list[Entry | None] = [None] * len(questions)
-        led: list[tuple[int, ThreadFlight[Entry]]] = []
-        followed: list[tuple[int, ThreadFlight[Entry]]] = []
-        for i, key in enumerate(questions):
-            triage = core.triage(key, now)
-            if triage.prefetch:
-                self._prefetch(key)
-            if triage.got is not None:
-                outcomes[i] = triage.got
-                continue
-            stale[i] = triage.stale
-            flight, leader = self._flights.begin(key, time.monotonic())
-            if leader:
-                led.append((i, flight))
-            else:
-                core.counters.coalesced.inc()
-                followed.append((i, flight))
-        if led:
-            self._lead(questions, led, stale, stale_deadline)
-        for i, flight in followed:
-            self._wait(flight, stale[i], stale_deadline)
-        for i, flight in led + followed:
-            outcomes[i] = core.settle(flight.result, flight.error, stale[i], self._clock())
-        return [o if o is not None else UpstreamFailure("no outcome") for o in outcomes]
+        batch = core.sort(questions, self._flights, self._clock(), time.monotonic())
+        for key in batch.prefetch:
+            self._prefetch(key)
+        if batch.led:
+            self._lead(questions, batch.led, batch.stale, stale_deadline)
+        for i, flight in batch.followed:
+            self._wait(flight, batch.stale[i], stale_deadline)
+        return core.settle_batch(batch)
 
     def _lead(
         self,
