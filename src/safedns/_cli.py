@@ -75,11 +75,18 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _version() -> str:
+    from safedns import __version__
+
+    return __version__
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="safedns",
         description="A caching, ndots-aware DNS stub resolver that will not flood your DNS.",
     )
+    parser.add_argument("--version", action="version", version=f"safedns {_version()}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
     resolve = commands.add_parser(
