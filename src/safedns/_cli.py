@@ -18,9 +18,18 @@ from typing import Any, cast
 from safedns._config import ResolverConfig
 from safedns._doctor import default_names, diagnose, format_diagnosis, gather, probe_nameservers
 from safedns._exceptions import InvalidName, NameNotFound, TemporaryFailure
+from safedns._fleet import format_fleet, run_fleet
 from safedns._planning import cluster_domain_of, plan
-from safedns._replay import Progress, format_report, glibc_plan, run_replay
+from safedns._replay import format_report, glibc_plan, run_replay
 from safedns._resolver import Resolver
+from safedns._timeline import (
+    PlotUnavailable,
+    QueryTimeline,
+    check_plot_available,
+    close_progress,
+    make_progress,
+    plot_replay,
+)
 
 __all__ = ["main"]
 
@@ -140,6 +149,25 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="processes driving the baseline (default: up to 3 with more than 2 CPUs, else 1 "
         "= in-process)",
+    )
+    replay.add_argument(
+        "--plot",
+        metavar="FILE.png",
+        help="draw upstream queries/s over time, baseline vs safedns (needs safedns[plot])",
+    )
+    replay.add_argument(
+        "--pods",
+        type=_positive_int,
+        metavar="N",
+        help="instead of the replay, the fleet model: N pods against one cluster DNS, "
+        "next to one CoreDNS replica's capacity",
+    )
+    replay.add_argument(
+        "--pod-rate",
+        type=_positive_float,
+        default=10.0,
+        metavar="LOOKUPS",
+        help="with --pods: lookups per second per pod (default 10)",
     )
     replay.set_defaults(handler=_cmd_replay)
 
@@ -270,19 +298,42 @@ def _cmd_resolve(args: argparse.Namespace) -> int:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
+    if args.pods is not None:
+        if args.plot:
+            return _error("replay: --plot draws the replay, not the fleet model (--pods)")
+        fleet = run_fleet(args.pods, rate=args.pod_rate, seed=args.seed)
+        print(json.dumps(fleet.as_dict(), indent=2) if args.json else format_fleet(fleet))
+        return 0
+    if args.plot:
+        try:
+            check_plot_available()
+        except PlotUnavailable as exc:
+            return _error(str(exc))
     lookups = args.lookups if args.lookups is not None else 2_000 if args.quick else 10_000
     outage = args.outage_seconds if args.outage_seconds is not None else 2.0 if args.quick else 5.0
-    report = run_replay(
-        lookups,
-        seed=args.seed,
-        outage_seconds=outage,
-        workers=args.workers,
-        progress=Progress(sys.stderr),
-    )
+    timeline = QueryTimeline() if args.plot else None
+    progress = make_progress(sys.stderr)
+    try:
+        report = run_replay(
+            lookups,
+            seed=args.seed,
+            outage_seconds=outage,
+            workers=args.workers,
+            progress=progress,
+            recorder=timeline,
+        )
+    finally:
+        close_progress(progress)
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     else:
         print(format_report(report))
+    if timeline is not None:
+        try:
+            plot_replay(timeline, report, args.plot)
+        except OSError as exc:
+            return _error(f"cannot write {args.plot}: {exc}")
+        print(f"plot written to {args.plot}", file=sys.stderr)
     return 0
 
 
