@@ -682,3 +682,17 @@ def test_switched_off_plan_equals_the_replay_baseline(name: str, config: Cfg) ->
         search=config.search, ndots=config.ndots, external_first=False
     )  # the validated config the resolver uses
     assert plan(name, real) == glibc_plan(name, real.search, real.ndots)
+
+
+def test_docs_planning_examples_hold() -> None:
+    docs = Path(__file__).resolve().parent.parent / "docs" / "planning.md"
+    results = doctest.testfile(str(docs), module_relative=False)
+    assert results.attempted >= 5
+    assert results.failed == 0
+    k8s = ResolverConfig(search=K8S.search, ndots=5)
+    rack = ResolverConfig(search=["example.net"], ndots=5)
+    assert plan("db1.rack4.eu.prod", rack)[0] == "db1.rack4.eu.prod."
+    assert plan("db1.rack4.eu.prod", rack.replace(internal_suffixes=["prod"]))[0] == (
+        "db1.rack4.eu.prod.example.net."
+    )
+    assert plan("google.de", k8s)[-1] == "google.de."
