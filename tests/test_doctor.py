@@ -106,8 +106,10 @@ def test_query_counts_glibc_against_safedns() -> None:
     # service.namespace exists under svc.cluster.local, the second candidate of both.
     assert (costs["my-svc.ns1"].glibc_queries, costs["my-svc.ns1"].safedns_queries) == (4, 4)
     full = costs["kubernetes.default.svc.cluster.local"]
-    assert (full.glibc_queries, full.safedns_queries, full.safedns_queries_not_found) == (8, 2, 2)
-    assert all(c.glibc_queries_not_found == 8 for c in costs.values() if c is not full)
+    # A full cluster name below ndots walks the search list first, in both (issue 8's rule).
+    assert (full.glibc_queries, full.safedns_queries) == (8, 8)
+    assert "write kubernetes.default.svc.cluster.local. to ask once" in full.note
+    assert all(c.glibc_queries_not_found == 8 for c in costs.values())
     assert diagnosis.ok
     messages = " ".join(p["message"] for p in diagnosis.problems)
     assert "glibc sends 8 queries to find api.example.com where safedns sends 2" in messages
@@ -115,6 +117,17 @@ def test_query_counts_glibc_against_safedns() -> None:
     assert 'name: ndots\n        value: "2"' in advice
     assert "NodeLocal DNSCache" in advice
     assert "safedns.patch()" in advice
+
+
+def test_ambiguous_names_walk_the_search_list_like_glibc() -> None:
+    diagnosis = diagnose(facts(), ["api.prod", "metrics.example.io"], ANSWERED)
+    prod, io_name = diagnosis.names
+    assert prod.safedns_candidates == prod.glibc_candidates
+    assert prod.safedns_candidates[0] == "api.prod.ns1.svc.cluster.local."
+    assert (prod.glibc_queries, prod.safedns_queries) == (4, 4)  # found as api.prod.svc...
+    assert "ambiguous" in prod.note and "write api.prod. if you mean the public name" in prod.note
+    assert "ambiguous" in io_name.note
+    assert any("api.prod.svc.cluster.local." in advice for advice in diagnosis.advice)
 
 
 def test_trailing_dot_and_ndots1_host_cost_the_same() -> None:
@@ -289,7 +302,7 @@ def test_doctor_json_in_a_namespace_without_network(etc: Path) -> None:
     assert len(document["names"]) == 5
     names = {entry["name"]: entry for entry in document["names"]}
     for entry in names.values():
-        assert entry["glibc_queries"] >= 2 and entry["safedns_queries"] >= 2, entry
+        assert entry["glibc_queries"] >= entry["safedns_queries"] >= 2, entry
     assert (
         names["api.example.com"]["glibc_queries"],
         names["api.example.com"]["safedns_queries"],

@@ -249,14 +249,22 @@ def default_names(config: ResolverConfig) -> list[str]:
 
 
 def _expected_answer(bare: str, ours: Sequence[str], config: ResolverConfig) -> str:
-    """Where the name most likely exists: ``service.namespace`` under
-    ``svc.<cluster>``, else the candidate safedns asks first."""
+    """Where the name most likely exists: as written when it ends in the
+    cluster domain, ``service.namespace`` under ``svc.<cluster>``, else the
+    candidate safedns asks first."""
     cluster = config.cluster_domain or cluster_domain_of(config.search)
+    if _in_cluster(bare, config):
+        return f"{bare}."
     if cluster is not None and bare.count(".") == 1:
         service = f"{bare}.svc.{cluster}."
         if service in ours:
             return service
     return ours[0]
+
+
+def _in_cluster(bare: str, config: ResolverConfig) -> bool:
+    cluster = config.cluster_domain or cluster_domain_of(config.search)
+    return cluster is not None and (bare == cluster or bare.endswith(f".{cluster}"))
 
 
 def _cost(name: str, facts: HostFacts) -> NameCost:
@@ -274,6 +282,10 @@ def _cost(name: str, facts: HostFacts) -> NameCost:
     ours_found = ours.index(found) + 1 if found in ours else len(ours)
     if name.endswith("."):
         note = "absolute name (trailing dot): asked once, by both"
+    elif ours == theirs and ours[0] != absolute and _in_cluster(bare, config):
+        note = (
+            f"a full cluster name: both walk the search list first; write {absolute} to ask once"
+        )
     elif ours == theirs:
         dots = bare.count(".")
         if dots and dots < config.ndots and bare.rsplit(".", 1)[-1] in _tlds() and config.search:
