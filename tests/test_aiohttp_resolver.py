@@ -78,7 +78,7 @@ def run(main: Callable[[], Awaitable[None]]) -> None:
 def test_session_fetches_by_a_name_only_dnsserver_knows(dns: DNSServer) -> None:
     async def main() -> None:
         async with AsyncResolver(config(dns)) as shared, web_server() as port:
-            resolver = safedns.aiohttp.Resolver(shared)
+            resolver = safedns.aiohttp.Resolver(shared, hosts=None)
             connector = aiohttp.TCPConnector(
                 resolver=resolver, use_dns_cache=False, force_close=True
             )
@@ -106,7 +106,7 @@ def test_resolve_returns_what_aiohttp_resolvers_return(dns: DNSServer) -> None:
     dns.add("dual.example.com", "AAAA", "2001:db8::11")
 
     async def main() -> None:
-        async with safedns.aiohttp.Resolver(AsyncResolver(config(dns))) as resolver:
+        async with safedns.aiohttp.Resolver(AsyncResolver(config(dns)), hosts=None) as resolver:
             both = await resolver.resolve("dual.example.com", 443, socket.AF_UNSPEC)
             assert both == [
                 {
@@ -157,7 +157,7 @@ def test_failures_are_gaierrors_with_glibc_codes(
     dns: DNSServer, host: str, family: int, code: int, cause: type
 ) -> None:
     async def main() -> None:
-        async with safedns.aiohttp.Resolver(AsyncResolver(config(dns))) as resolver:
+        async with safedns.aiohttp.Resolver(AsyncResolver(config(dns)), hosts=None) as resolver:
             with pytest.raises(socket.gaierror) as raised:
                 await resolver.resolve(host, 80, family)  # type: ignore[arg-type]
             assert _code(raised.value) == code
@@ -170,7 +170,7 @@ def test_failures_are_gaierrors_with_glibc_codes(
 def test_nxdomain_and_timeout_through_a_session(dns: DNSServer) -> None:
     async def main() -> None:
         async with AsyncResolver(config(dns, timeout=0.3)) as shared:
-            resolver = safedns.aiohttp.Resolver(shared)
+            resolver = safedns.aiohttp.Resolver(shared, hosts=None)
             connector = aiohttp.TCPConnector(resolver=resolver, use_dns_cache=False)
             async with aiohttp.ClientSession(connector=connector) as session:
                 with pytest.raises(aiohttp.ClientConnectorError) as nx:
@@ -233,3 +233,31 @@ def test_importing_safedns_needs_no_aiohttp_and_the_error_names_the_extra() -> N
     )
     assert out.returncode == 0, out.stderr
     assert "safedns[aiohttp]" in out.stdout
+
+
+def test_hosts_file_names_are_answered_without_dns(dns: DNSServer, tmp_path: Path) -> None:
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1 localhost web.internal\n::1 localhost ip6-localhost\n")
+
+    async def main() -> None:
+        shared = AsyncResolver(config(dns))
+        resolver = safedns.aiohttp.Resolver(shared, hosts=str(hosts))
+        async with web_server() as port:
+            connector = aiohttp.TCPConnector(resolver=resolver, use_dns_cache=False)
+            async with (
+                aiohttp.ClientSession(connector=connector) as session,
+                session.get(f"http://web.internal:{port}/") as response,
+            ):
+                assert await response.text() == f"hello web.internal:{port}"
+        both = await resolver.resolve("localhost", 80, socket.AF_UNSPEC)
+        assert [r["host"] for r in both] == ["127.0.0.1", "::1"]
+        # glibc's rule: an IPv4 lookup takes "::1" lines as 127.0.0.1.
+        v4 = await resolver.resolve("ip6-localhost", 80, socket.AF_INET)
+        assert [(r["host"], r["family"]) for r in v4] == [("127.0.0.1", socket.AF_INET)]
+        # A name not in the file goes to DNS.
+        assert [r["host"] for r in await resolver.resolve(NAME, 80)] == ["127.0.0.1"]
+        await resolver.close()
+        await shared.aclose()
+
+    run(main)
+    assert dns.queries == [(f"{NAME}.", "A")]

@@ -34,6 +34,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     ) from exc
 
 from safedns import AsyncResolver, InvalidName, NameNotFound, ResolveError, TemporaryFailure
+from safedns._hosts import HOSTS_PATH, HostsFile
 
 __all__ = ["Resolver"]
 
@@ -76,6 +77,10 @@ class Resolver(AbstractResolver):
     ``Resolver(resolver=r)`` uses the ``AsyncResolver`` ``r``, shared with the
     rest of the program; :meth:`close` leaves ``r`` open.
 
+    Names in the hosts file (``hosts``, ``/etc/hosts`` by default; None to
+    skip it) are answered from it first, as glibc's ``hosts: files dns`` does,
+    so ``localhost`` works as it does with aiohttp's own resolvers.
+
     Failures raise ``socket.gaierror`` with glibc's code, as aiohttp's
     ``ThreadedResolver`` does: ``EAI_NONAME`` (no such name), ``EAI_NODATA``
     (no address of that family), ``EAI_AGAIN`` (timeout, SERVFAIL, query
@@ -84,8 +89,11 @@ class Resolver(AbstractResolver):
     ``ClientConnectorDNSError``.
     """
 
-    def __init__(self, resolver: AsyncResolver | None = None) -> None:
+    def __init__(
+        self, resolver: AsyncResolver | None = None, *, hosts: str | None = HOSTS_PATH
+    ) -> None:
         self._given = resolver
+        self._hosts = HostsFile(hosts) if hosts is not None else None
         self._owned: AsyncResolver | None = None
         self._closed = False
 
@@ -107,8 +115,10 @@ class Resolver(AbstractResolver):
         if family not in _FAMILIES:
             raise _gaierror(socket.EAI_FAMILY)
         resolver = self.resolver
+        addresses = self._from_hosts(host, family)
         try:
-            addresses = await resolver.resolve_addresses(host, family)
+            if addresses is None:
+                addresses = await resolver.resolve_addresses(host, family)
         except (ResolveError, ValueError) as exc:
             raise _gaierror(_error_code(exc)) from exc
         if not addresses:
@@ -126,6 +136,17 @@ class Resolver(AbstractResolver):
             )
             for address in addresses
         ]
+
+    def _from_hosts(self, host: str, family: int) -> list[str] | None:
+        if self._hosts is None:
+            return None
+        try:
+            found = self._hosts.lookup(host.encode("idna"), family)
+        except UnicodeError:
+            return None
+        if found is None or not found.addresses:
+            return None
+        return [socket.inet_ntop(af, packed) for af, packed in found.addresses]
 
     async def close(self) -> None:
         """Close the ``AsyncResolver`` this built; one that was given stays open."""
