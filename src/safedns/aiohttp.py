@@ -149,7 +149,9 @@ class Resolver(AbstractResolver):
         return [socket.inet_ntop(af, packed) for af, packed in found.addresses]
 
     async def close(self) -> None:
-        """Close the ``AsyncResolver`` this built; one that was given stays open."""
+        """Close the ``AsyncResolver`` this built; one that was given stays open.
+
+        Afterwards :meth:`resolve` raises ``RuntimeError``."""
         self._closed = True
         owned, self._owned = self._owned, None
         if owned is not None:
