@@ -1,4 +1,5 @@
-"""Shared fixtures: an embedded DNS server with a cluster-like zone, a fake clock."""
+"""Shared fixtures: an embedded DNS server with a cluster-like zone, a fake clock,
+and the Hypothesis profiles (``ci`` when ``CI`` is set, ``dev`` otherwise)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,56 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, is_hypothesis_test, settings
 
 from safedns import ResolverConfig
 from safedns.testing import DNSServer, dnsmasq_available, netns_available
+
+# Hypothesis: under CI the examples are derived from each test's source, so a
+# run never fails on an example that no earlier run saw, and nothing is read
+# from or written to the example database. Locally the search stays random (a
+# failure prints a blob to replay it). ``HYPOTHESIS_PROFILE`` picks another.
+# Loaded here, before any test module is imported, so the ``@settings(...)``
+# of a test inherits every field it does not set itself.
+# Both start from Hypothesis' own defaults, not from the "ci" profile it
+# loads by itself when a CI variable exists (even an empty one).
+settings.register_profile(
+    "ci",
+    parent=settings.get_profile("default"),
+    derandomize=True,
+    database=None,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "dev", parent=settings.get_profile("default"), deadline=None, print_blob=True
+)
+settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Refuse a property test whose own settings undo the profile's derandomize."""
+    profile = settings.default
+    for item in items:
+        test = getattr(item, "obj", None)
+        if test is None or not is_hypothesis_test(test):
+            continue
+        # Hypothesis keeps a test's effective settings on the wrapper.
+        own = getattr(test, "_hypothesis_internal_use_settings", None)
+        if own is None:
+            continue
+        if own.derandomize != profile.derandomize or (
+            profile.database is None and own.database is not None
+        ):
+            raise pytest.UsageError(
+                f"{item.nodeid}: its @settings override the Hypothesis profile "
+                f"(derandomize={own.derandomize}, database={own.database!r}); "
+                "leave derandomize and database to the profile"
+            )
+
 
 K8S_SEARCH = ("ns1.svc.cluster.local", "svc.cluster.local", "cluster.local")
 
