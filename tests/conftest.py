@@ -3,8 +3,14 @@ and the Hypothesis profiles (``ci`` when ``CI`` is set, ``dev`` otherwise)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import selectors
+import socket
+import threading
+import time
 from collections.abc import Iterator
+from types import TracebackType
 from typing import Any
 
 import pytest
@@ -73,6 +79,88 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+class QueryGate:
+    """A UDP relay in front of a :class:`DNSServer` that holds every query until
+    ``count`` queries have arrived, then forwards them all and relays the
+    replies. Whether a client sends its queries together is then an event, not
+    a stopwatch reading: a client that waits for one reply before it sends the
+    next query never opens the gate. After ``hold`` seconds without enough
+    queries the gate lets what it holds through anyway (``opened`` stays
+    False), so such a client fails its test instead of hanging."""
+
+    def __init__(self, upstream: DNSServer, count: int, hold: float = 5.0) -> None:
+        self.opened = False
+        #: Client datagrams received, in order.
+        self.received = 0
+        self._upstream = upstream.address
+        self._count = count
+        self._deadline = time.monotonic() + hold
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.setblocking(False)
+        self._sel = selectors.DefaultSelector()
+        self._sel.register(self._sock, selectors.EVENT_READ, None)
+        self._held: list[tuple[bytes, Any]] = []
+        self._through = False
+        self._closing = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="QueryGate", daemon=True)
+        self._thread.start()
+
+    @property
+    def nameserver(self) -> str:
+        host, port = self._sock.getsockname()
+        return f"{host}:{port}"
+
+    def _forward(self, wire: bytes, client: Any) -> None:
+        relay = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        relay.setblocking(False)
+        relay.connect(self._upstream)
+        relay.send(wire)
+        self._sel.register(relay, selectors.EVENT_READ, client)
+
+    def _loop(self) -> None:
+        while not self._closing.is_set():
+            for key, _ in self._sel.select(0.02):
+                sock = key.fileobj
+                assert isinstance(sock, socket.socket)
+                if key.data is None:  # a client's query
+                    wire, client = sock.recvfrom(65535)
+                    self.received += 1
+                    if self._through:
+                        self._forward(wire, client)
+                    else:
+                        self._held.append((wire, client))
+                else:  # the upstream's reply to one forwarded query
+                    with contextlib.suppress(OSError):  # the client may have given up
+                        self._sock.sendto(sock.recv(65535), key.data)
+            if not self._through and (
+                len(self._held) >= self._count or time.monotonic() >= self._deadline
+            ):
+                self.opened = len(self._held) >= self._count
+                self._through = True
+                for wire, client in self._held:
+                    self._forward(wire, client)
+        for key in list(self._sel.get_map().values()):
+            self._sel.unregister(key.fileobj)
+            key.fileobj.close()  # type: ignore[union-attr]
+        self._sel.close()
+
+    def close(self) -> None:
+        self._closing.set()
+        self._thread.join(5)
+
+    def __enter__(self) -> QueryGate:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
 
 @pytest.fixture
