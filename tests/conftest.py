@@ -44,10 +44,21 @@ settings.load_profile(
 )
 
 
+# The parity and drop-in tests: they compare safedns with the standard library
+# and glibc of the Python running them, so they run on every supported Python
+# (``pytest -m parity``; scripts/test-pythons.sh --ci).
+PARITY_FILES = frozenset(
+    {"test_getaddrinfo.py", "test_patch.py", "test_glibc_differential.py", "test_hosts.py"}
+)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Refuse a property test whose own settings undo the profile's derandomize."""
+    """Mark the parity tests, and refuse a property test whose own settings undo
+    the profile's derandomize."""
     profile = settings.default
     for item in items:
+        if item.path.name in PARITY_FILES:
+            item.add_marker(pytest.mark.parity)
         test = getattr(item, "obj", None)
         if test is None or not is_hypothesis_test(test):
             continue
