@@ -186,3 +186,70 @@ def test_aclose_cancels_background_work(server: DNSServer, clock: FakeClock) -> 
         assert all(t.done() for t in asyncio.all_tasks() if t is not asyncio.current_task())
 
     asyncio.run(main())
+
+
+def _other_tasks() -> list[asyncio.Task[object]]:
+    current = asyncio.current_task()
+    return [t for t in asyncio.all_tasks() if t is not current and not t.done()]
+
+
+def test_cancelling_one_caller_leaves_the_others_their_answer(server: DNSServer) -> None:
+    """Issue 8 §3: the shared query is the resolver's, not the first caller's."""
+    server.delay = 0.5
+
+    async def main() -> None:
+        async with AsyncResolver(k8s_config(server, timeout=5)) as resolver:
+            first = asyncio.create_task(asyncio.wait_for(resolver.resolve("api.example.com"), 0.1))
+            await asyncio.sleep(0)  # the first caller leads the flight
+            second = asyncio.create_task(resolver.resolve("api.example.com"))
+            with pytest.raises(asyncio.TimeoutError):
+                await first
+            answer = await second
+            assert answer.addresses == ["192.0.2.10"] and not answer.from_cache
+            assert resolver.stats().coalesced == 1
+            # A caller cancelled outright sees CancelledError, nobody else does.
+            server.delay = 0.3
+            third = asyncio.create_task(resolver.resolve("dual.example.com"))
+            fourth = asyncio.create_task(resolver.resolve("dual.example.com"))
+            await asyncio.sleep(0.05)
+            third.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await third
+            assert (await fourth).addresses == ["192.0.2.11"]
+            assert _other_tasks() == []
+        assert server.queries == [("api.example.com.", "A"), ("dual.example.com.", "A")]
+
+    asyncio.run(main())
+
+
+def test_a_cancelled_lone_caller_leaves_no_task_after_aclose(server: DNSServer) -> None:
+    server.delay = 5
+
+    async def main() -> None:
+        resolver = AsyncResolver(k8s_config(server, timeout=10))
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(resolver.resolve("api.example.com"), 0.1)
+        assert _other_tasks()  # the shared query goes on alone
+        started = time.monotonic()
+        await resolver.aclose()
+        assert time.monotonic() - started < 1  # cancelled, not waited out
+        assert _other_tasks() == []
+
+    asyncio.run(main())
+
+
+def test_async_with_closes_everything_without_resource_warnings(server: DNSServer) -> None:
+    import gc
+    import warnings
+
+    async def main() -> None:
+        async with AsyncResolver(k8s_config(server)) as resolver:
+            server.truncate = True  # UDP and TCP both used
+            await resolver.resolve_addresses("dual.example.com")
+            server.truncate = False
+        assert _other_tasks() == []
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        asyncio.run(main())
+        gc.collect()

@@ -109,12 +109,12 @@ class AsyncResolver:
         self._core.flush(name)
 
     async def aclose(self) -> None:
-        """Cancel background refreshes and wait for them."""
+        """Cancel the resolver's tasks (shared queries, background refreshes)
+        and wait for them; their sockets are closed when this returns."""
         self._closed = True
-        tasks = [t for t in self._tasks if not t.done()]
-        for task in tasks:
-            task.cancel()
-        if tasks:
+        while tasks := [t for t in self._tasks if not t.done()]:
+            for task in tasks:
+                task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def __aenter__(self) -> AsyncResolver:
@@ -171,6 +171,9 @@ class AsyncResolver:
         send = self._core.admit(flights, batch, self._clock())
         if not send:
             return
+        # The shared query runs in a task of its own, owned by the resolver:
+        # it outlives any one caller, so cancelling this caller (a
+        # ``wait_for`` around ``resolve``) cancels only this caller's wait.
         timeout = self.config.stale_response_timeout
         if any(stale[i] is not None for i, _ in led) and timeout > 0 and not self._closed:
             # Stale data is on hand: wait a little, then serve it and let the
@@ -179,7 +182,7 @@ class AsyncResolver:
             deadline = min(time.monotonic() + timeout, stale_deadline)
             await asyncio.wait({task}, timeout=max(0.0, deadline - time.monotonic()))
         else:
-            await self._exchange(send, flights)
+            await asyncio.wait({self._spawn(self._exchange(send, flights))})
 
     async def _wait(
         self, flight: AsyncFlight[Entry], stale: Entry | None, stale_deadline: float
@@ -207,13 +210,16 @@ class AsyncResolver:
                     flights.finish(key, flight, None, recorded)
                 else:
                     flights.finish(key, flight, recorded)
-        except BaseException as exc:
+        except asyncio.CancelledError as exc:  # aclose(), or the loop shutting down
             error = exc
             raise
+        except Exception as exc:  # published to the flight's waiters, not lost
+            error = exc
         finally:
             for key, flight in send:
                 if not flight.landed:
                     failure = UpstreamFailure(f"lookup interrupted: {error!r}")
+                    failure.__cause__ = error
                     flights.finish(key, flight, None, failure)
 
     def _prefetch(self, key: Key, flights: _Flights) -> None:
