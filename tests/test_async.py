@@ -253,3 +253,20 @@ def test_async_with_closes_everything_without_resource_warnings(server: DNSServe
         warnings.simplefilter("error", ResourceWarning)
         asyncio.run(main())
         gc.collect()
+
+
+def test_tcp_retry_does_not_eat_the_udp_deadline(server: DNSServer) -> None:
+    """Issue 8 §4, async: the TCP retry runs beside the UDP receive loop."""
+    server.truncate_types = {"A"}
+    server.delay = 0.6
+
+    async def main() -> list[str]:
+        async with AsyncResolver(k8s_config(server, timeout=1.0, attempts=1)) as resolver:
+            return await resolver.resolve_addresses("dual.example.com")
+
+    assert asyncio.run(main()) == ["192.0.2.11", "2001:db8::11"]
+    assert sorted(server.query_log) == [
+        ("dual.example.com.", "A", "tcp"),
+        ("dual.example.com.", "A", "udp"),
+        ("dual.example.com.", "AAAA", "udp"),
+    ]

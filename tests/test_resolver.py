@@ -212,6 +212,22 @@ def test_truncated_udp_answer_is_retried_over_tcp(server: DNSServer) -> None:
     ]
 
 
+def test_tcp_retry_does_not_eat_the_udp_deadline(server: DNSServer) -> None:
+    """Issue 8 §4: A comes back truncated first, its TCP retry takes longer
+    than the UDP deadline has left; the AAAA reply already waiting in the
+    socket is still accepted."""
+    server.truncate_types = {"A"}
+    server.delay = 0.6  # UDP and TCP replies alike
+    resolver = Resolver(k8s_config(server, timeout=1.0, attempts=1))
+    assert resolver.resolve_addresses("dual.example.com") == ["192.0.2.11", "2001:db8::11"]
+    assert sorted(server.query_log) == [
+        ("dual.example.com.", "A", "tcp"),
+        ("dual.example.com.", "A", "udp"),
+        ("dual.example.com.", "AAAA", "udp"),
+    ]
+    assert resolver.stats().upstream_errors == 0
+
+
 def test_large_answer_needs_tcp(server: DNSServer) -> None:
     for i in range(100):
         server.add("big.example.com", "A", f"192.0.2.{i + 1}")

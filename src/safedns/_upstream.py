@@ -196,6 +196,7 @@ class Upstream(_Servers):
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         waiting = exchange.start_try(pending)
         heard = False
+        truncated: list[int] = []
         try:
             with socket.socket(family, socket.SOCK_DGRAM) as sock:
                 sock.connect(_sockaddr(host, port, family))
@@ -221,9 +222,14 @@ class Upstream(_Servers):
                     heard = True
                     i, needs_tcp = received
                     if needs_tcp:
-                        self._tcp(server, exchange, i)
+                        truncated.append(i)
         except OSError as exc:
             exchange.fail(pending, f"network error: {exc.strerror or exc}")
+        # TCP retries go after the UDP receive loop, so that the other
+        # replies of the batch, already on their way, are not timed out by
+        # a slow TCP exchange (each retry has its own timeout).
+        for i in truncated:
+            self._tcp(server, exchange, i)
         self._mark(server, heard)
 
     def _tcp(self, server: Server, exchange: Exchange, i: int) -> None:
@@ -274,6 +280,9 @@ class AsyncUpstream(_Servers):
         heard = False
         loop = asyncio.get_running_loop()
         transport: asyncio.DatagramTransport | None = None
+        # TCP retries run beside the UDP receive loop (each with its own
+        # timeout), so replies already on their way are still accepted.
+        retries: list[asyncio.Task[None]] = []
         try:
             transport, protocol = await loop.create_datagram_endpoint(
                 _DatagramQueue,
@@ -303,12 +312,23 @@ class AsyncUpstream(_Servers):
                 heard = True
                 i, needs_tcp = received
                 if needs_tcp:
-                    await self._tcp(server, exchange, i)
+                    retries.append(loop.create_task(self._tcp(server, exchange, i)))
+            if transport is not None:
+                transport.close()
+                transport = None
+            if retries:
+                await asyncio.gather(*retries)
         except OSError as exc:
             exchange.fail(pending, f"network error: {exc.strerror or exc}")
         finally:
             if transport is not None:
                 transport.close()
+            unfinished = [task for task in retries if not task.done()]
+            for task in unfinished:
+                task.cancel()
+            if unfinished:
+                # Cancelled ourselves: let the retries close their sockets.
+                await asyncio.wait(unfinished)
         self._mark(server, heard)
 
     async def _tcp(self, server: Server, exchange: Exchange, i: int) -> None:
