@@ -331,7 +331,7 @@ class DNSServer:
         server's own records say, as a lying or broken upstream would.
         ``craft(name, rdtype, [])`` with ``rcode`` crafts a bare reply."""
         key = (_to_name(name).to_text(), dns.rdatatype.to_text(_to_rdtype(rdtype)))
-        rrsets = [dns.rrset.from_text(*_zone_line(line)) for line in answer]
+        rrsets = [_zone_line(line) for line in answer]
         with self._lock:
             self._crafted[key] = (rcode, rrsets)
 
@@ -413,7 +413,7 @@ class DNSServer:
             key = (question.name.canonicalize().to_text(), dns.rdatatype.to_text(question.rdtype))
             crafted = self._crafted.get(key)
             if crafted is not None:
-                response.set_rcode(crafted[0])
+                response.set_rcode(dns.rcode.Rcode.make(crafted[0]))
                 response.answer.extend(crafted[1])
             else:
                 self._resolve(response, question.name.canonicalize(), question.rdtype)
@@ -673,12 +673,13 @@ def _forge(query: dns.message.Message) -> bytes:
     return forged.to_wire()
 
 
-def _zone_line(line: str) -> list[str]:
+def _zone_line(line: str) -> dns.rrset.RRset:
+    """One ``"owner ttl class type data"`` line as an RRset."""
     try:
         name, ttl, rdclass, rdtype, *data = line.split()
-    except ValueError:
-        raise ValueError(f"not a zone-file record line: {line!r}") from None
-    return [name, ttl, rdclass, rdtype, " ".join(data)]
+        return dns.rrset.from_text(name, int(ttl), rdclass, rdtype, " ".join(data))
+    except (ValueError, dns.exception.DNSException) as exc:
+        raise ValueError(f"not a zone-file record line: {line!r}: {exc}") from exc
 
 
 @functools.lru_cache(maxsize=16)
