@@ -427,3 +427,47 @@ def test_memo_expires_with_the_walks_earliest_negative(clock: FakeClock) -> None
         assert server.queries[2:] == [("my-svc.ns1.ns1.svc.cluster.local.", "A")]
         resolver.resolve_addresses("my-svc.ns1", socket.AF_INET)
         assert len(server.queries) == 3
+
+
+# -- a partial failure is not memoised (issue 8 §2) -----------------------------
+
+
+def test_failed_family_is_asked_again_after_failure_recheck(
+    server: DNSServer, clock: FakeClock
+) -> None:
+    server.drop_types = {"AAAA"}
+    resolver = Resolver(
+        k8s_config(server, timeout=0.3, attempts=1, failure_recheck=1), clock=clock
+    )
+    assert resolver.resolve_addresses("dual.example.com") == ["192.0.2.11"]
+    server.drop_types = set()
+    server.clear()
+    clock.advance(0.5)  # inside failure_recheck: the memo still answers
+    assert resolver.resolve_addresses("dual.example.com") == ["192.0.2.11"]
+    assert server.queries == []
+    clock.advance(1.1)  # 1.6 s after the failure
+    assert resolver.resolve_addresses("dual.example.com") == ["192.0.2.11", "2001:db8::11"]
+    assert server.queries == [("dual.example.com.", "AAAA")]  # A is still cached
+    [_, aaaa] = resolver.lookup_addresses("dual.example.com")
+    assert aaaa.addresses == ["2001:db8::11"] and aaaa.from_cache
+
+
+def test_failed_family_is_asked_again_async(server: DNSServer, clock: FakeClock) -> None:
+    import asyncio
+
+    from safedns import AsyncResolver
+
+    server.drop_types = {"AAAA"}
+
+    async def main() -> None:
+        config = k8s_config(server, timeout=0.3, attempts=1, failure_recheck=1)
+        async with AsyncResolver(config, clock=clock) as resolver:
+            assert await resolver.resolve_addresses("dual.example.com") == ["192.0.2.11"]
+            server.drop_types = set()
+            clock.advance(1.6)
+            assert await resolver.resolve_addresses("dual.example.com") == [
+                "192.0.2.11",
+                "2001:db8::11",
+            ]
+
+    asyncio.run(main())

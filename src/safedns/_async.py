@@ -134,7 +134,7 @@ class AsyncResolver:
         # many candidates it walks.
         stale_deadline = time.monotonic() + self.config.stale_response_timeout
         while (questions := walk.next()) is not None:
-            if walk.feed(await self._ask(questions, stale_deadline)):
+            if walk.feed(await self._ask(questions, stale_deadline), self._clock()):
                 return walk
         raise walk.fail()
 

@@ -406,7 +406,7 @@ class Walk:
 
     >>> walk = Walk("my-svc", ("A",), config)          # doctest: +SKIP
     >>> while (questions := walk.next()) is not None:   # doctest: +SKIP
-    ...     if walk.feed(ask(questions)):
+    ...     if walk.feed(ask(questions), clock()):
     ...         return walk.candidate, walk.outcomes
     >>> walk.fail()                                      # raises NameNotFound
     """
@@ -417,6 +417,7 @@ class Walk:
         "_index",
         "_nxdomain",
         "_rdtypes",
+        "_recheck",
         "candidate",
         "outcomes",
         "stale",
@@ -426,6 +427,7 @@ class Walk:
     def __init__(self, name: str | bytes, rdtypes: Sequence[str], config: ResolverConfig) -> None:
         self._candidates = plan(name, config)
         self._rdtypes = tuple(rdtypes)
+        self._recheck = config.failure_recheck
         self._index = 0
         self._nxdomain = True
         self._display = name.decode("ascii", "replace") if isinstance(name, bytes) else str(name)
@@ -445,19 +447,27 @@ class Walk:
         self._index += 1
         return [(self.candidate, rdtype) for rdtype in self._rdtypes]
 
-    def feed(self, outcomes: list[Outcome]) -> bool:
+    def feed(self, outcomes: list[Outcome], now: float) -> bool:
         """True when the current candidate has data (the walk is over). Raises
-        ``TemporaryFailure`` when upstream failed before any candidate had."""
+        ``TemporaryFailure`` when upstream failed before any candidate had.
+
+        A candidate that answered some questions and failed others (A
+        answered, AAAA timed out) ends the walk with what it has, but the
+        walk is valid only until ``now + failure_recheck``: the failed
+        question is asked again then, not when the answered one expires."""
         self.outcomes = outcomes
         for outcome in outcomes:
             if isinstance(outcome, Got):
                 self.valid_until = min(self.valid_until, outcome.refresh_at)
                 self.stale = self.stale or outcome.stale
         if any(isinstance(o, Got) and isinstance(o.result, Positive) for o in outcomes):
+            if any(isinstance(o, UpstreamFailure) for o in outcomes):
+                self.valid_until = min(self.valid_until, now + self._recheck)
             return True
         for outcome in outcomes:
             if isinstance(outcome, UpstreamFailure):
-                raise TemporaryFailure(self._display, "/".join(self._rdtypes), outcome.reason)
+                rdtypes = "/".join(self._rdtypes)
+                raise TemporaryFailure(self._display, rdtypes, outcome.reason) from outcome
         self._nxdomain = self._nxdomain and all(
             isinstance(o, Got) and isinstance(o.result, Negative) and o.result.nxdomain
             for o in outcomes

@@ -139,7 +139,7 @@ class Resolver:
         # many candidates it walks.
         stale_deadline = time.monotonic() + self.config.stale_response_timeout
         while (questions := walk.next()) is not None:
-            if walk.feed(self._ask(questions, stale_deadline)):
+            if walk.feed(self._ask(questions, stale_deadline), self._clock()):
                 return walk
         raise walk.fail()
 
