@@ -183,16 +183,53 @@ def test_nxdomain_answers_every_type_of_the_name(server: DNSServer) -> None:
     assert server.queries == [("gone.example.com.", "A")]
 
 
-def test_cname_chain_is_followed_and_both_names_cached(server: DNSServer) -> None:
+def test_cname_chain_is_followed_and_cached_for_the_name_asked(server: DNSServer) -> None:
     resolver = Resolver(k8s_config(server))
     answer = resolver.resolve("www.example.org")
     assert answer.addresses == ["198.51.100.7"]
     assert answer.name == "www.example.org."
     assert answer.canonical_name == "edge.cdn.example.net."
     assert answer.ttl == 20  # the smallest TTL along the chain
+    resolver.flush("nothing.example.")  # empties the memo, keeps the cache
     server.clear()
+    assert resolver.resolve("www.example.org").from_cache
     assert resolver.resolve("edge.cdn.example.net").addresses == ["198.51.100.7"]
-    assert server.queries == []
+    assert server.queries == [("edge.cdn.example.net.", "A")]  # the target: its own question
+
+
+def test_a_cname_chain_reply_never_answers_another_name(server: DNSServer) -> None:
+    """Issue 8 §5: one bad reply cannot poison the cache for other names."""
+    server.add("bank.example.net", "A", "192.0.2.50")
+    server.craft(
+        "evil.example.com",
+        "A",
+        [
+            "evil.example.com. 300 IN CNAME bank.example.net.",
+            "bank.example.net. 300 IN A 203.0.113.66",
+        ],
+    )
+    resolver = Resolver(k8s_config(server))
+    evil = resolver.resolve("evil.example.com")
+    assert evil.addresses == ["203.0.113.66"]  # the answer to the question asked
+    assert evil.canonical_name == "bank.example.net."
+    assert resolver.resolve("bank.example.net").addresses == ["192.0.2.50"]
+    assert resolver.resolve_addresses("bank.example.net") == ["192.0.2.50"]
+    assert ("bank.example.net.", "A") in server.queries
+
+
+@pytest.mark.parametrize("rdtype", ["A", "AAAA"])
+def test_a_cname_loop_is_a_failure_not_a_missing_name(server: DNSServer, rdtype: str) -> None:
+    server.add("loop1.example.com", "CNAME", "loop2.example.com")
+    server.add("loop2.example.com", "CNAME", "loop1.example.com")
+    resolver = Resolver(k8s_config(server))
+    for _ in range(2):  # and not cached as NODATA either
+        with pytest.raises(ResolveError) as info:
+            resolver.resolve("loop1.example.com", rdtype)
+        assert not isinstance(info.value, NameNotFound)
+        assert isinstance(info.value, TemporaryFailure)
+        assert "CNAME loop" in str(info.value)
+        assert isinstance(info.value.__cause__, Exception)
+    assert len(server.queries) == 2
 
 
 def test_cname_query_type(server: DNSServer) -> None:

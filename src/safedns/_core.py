@@ -335,7 +335,7 @@ class Core:
         qname, rdtype = key
         if not isinstance(response, UpstreamFailure):
             try:
-                results = interpret(response, qname, rdtype)
+                result = interpret(response, qname, rdtype)
             except UpstreamFailure as failure:
                 response = failure
         if isinstance(response, UpstreamFailure):
@@ -343,13 +343,9 @@ class Core:
             self._note_failure(key, now)
             return response
         self.failed_until.pop(key, None)
-        entry: Entry | None = None
-        for name, result in results:
-            stored = self.cache.put(name, rdtype, result, now)
-            if entry is None:
-                entry = stored or self.cache.make_entry(result, now)
-        assert entry is not None
-        return entry
+        # Cached under the question asked only: a CNAME chain's records
+        # never answer for the names it passes through.
+        return self.cache.put(qname, rdtype, result, now) or self.cache.make_entry(result, now)
 
     def _note_failure(self, key: Key, now: float) -> None:
         failed = self.failed_until
