@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -270,3 +271,70 @@ def test_tcp_retry_does_not_eat_the_udp_deadline(server: DNSServer) -> None:
         ("dual.example.com.", "A", "udp"),
         ("dual.example.com.", "AAAA", "udp"),
     ]
+
+
+# -- fork (issue 8 §6) ---------------------------------------------------------
+
+
+def _in_child(child: Callable[[], int]) -> int:
+    """Fork; the child runs ``child`` (killed by SIGALRM after 20 s should it
+    hang) and exits with its result; returns the child's exit status."""
+    import os
+    import signal
+
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        code = 99
+        try:
+            signal.alarm(20)
+            code = child()
+        except BaseException:
+            code = 98
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+def test_async_resolver_used_before_fork_resolves_in_the_child(server: DNSServer) -> None:
+    import threading
+
+    resolver = AsyncResolver(k8s_config(server, timeout=2))
+    assert asyncio.run(resolver.resolve("api.example.com")).addresses == ["192.0.2.10"]
+    # At fork time, another thread's loop has a flight under way (its socket
+    # open, its task pending) and holds the cache lock.
+    server.delay = 1.0
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    flying = threading.Thread(
+        target=lambda: loop.run_until_complete(resolver.resolve("dual.example.com"))
+    )
+    flying.start()
+    while ("dual.example.com.", "A") not in server.queries:
+        time.sleep(0.01)
+    lock = resolver._core.cache._lock
+    release = threading.Event()
+
+    def hold() -> None:
+        with lock:
+            started.set()
+            release.wait()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    started.wait()
+
+    def child() -> int:
+        server.delay = 0  # the server is a thread of the parent: unaffected
+        cached = asyncio.run(resolver.resolve("api.example.com"))
+        fresh = asyncio.run(resolver.resolve("dual.example.com"))
+        ok = cached.addresses == ["192.0.2.10"] and fresh.addresses == ["192.0.2.11"]
+        return 0 if ok else 1
+
+    try:
+        assert _in_child(child) == 0
+    finally:
+        release.set()
+        holder.join()
+        flying.join()
+        loop.close()

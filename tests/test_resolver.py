@@ -410,3 +410,80 @@ def test_ip_literals_answer_themselves(server: DNSServer) -> None:
     with pytest.raises(NameNotFound):
         resolver.resolve_addresses("10.0.0.1", socket.AF_INET6)
     assert server.queries == []
+
+
+# -- RFC 6761 special-use names (issue 8 §6) ------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name", ["localhost", "localhost.", "LocalHost", "x.localhost", b"a.b.localhost"]
+)
+def test_localhost_is_loopback_without_a_query(server: DNSServer, name: str | bytes) -> None:
+    resolver = Resolver(k8s_config(server))
+    answer = resolver.resolve(name)
+    assert answer.addresses == ["127.0.0.1"]
+    assert answer.name.endswith("localhost.") and answer.from_cache
+    assert resolver.resolve(name, "AAAA").addresses == ["::1"]
+    assert resolver.resolve_addresses(name) == ["127.0.0.1", "::1"]
+    assert resolver.resolve_addresses(name, socket.AF_INET6) == ["::1"]
+    with pytest.raises(NameNotFound) as info:
+        resolver.resolve(name, "MX")
+    assert not info.value.nxdomain
+    assert server.queries == []
+    assert resolver.stats().upstream_queries == 0
+
+
+@pytest.mark.parametrize("name", ["invalid", "invalid.", "foo.invalid", "a.b.INVALID"])
+def test_invalid_does_not_exist_without_a_query(server: DNSServer, name: str) -> None:
+    resolver = Resolver(k8s_config(server))
+    for rdtype in ("A", "AAAA", "TXT"):
+        with pytest.raises(NameNotFound) as info:
+            resolver.resolve(name, rdtype)
+        assert info.value.nxdomain
+    with pytest.raises(NameNotFound):
+        resolver.resolve_addresses(name)
+    assert server.queries == []
+
+
+def test_names_that_only_look_special_are_asked(server: DNSServer) -> None:
+    server.add("localhost.example.com", "A", "192.0.2.77")
+    resolver = Resolver(k8s_config(server))
+    assert resolver.resolve("localhost.example.com").addresses == ["192.0.2.77"]
+    with pytest.raises(NameNotFound):
+        resolver.resolve("notlocalhost")
+    assert server.queries[0] == ("localhost.example.com.", "A")
+    with pytest.raises(InvalidName):
+        resolver.resolve("a..localhost")
+
+
+def test_cli_resolve_localhost(server: DNSServer, capsys: pytest.CaptureFixture[str]) -> None:
+    from safedns._cli import main
+
+    assert main(["resolve", "localhost", "--server", server.nameserver]) == 0
+    assert "127.0.0.1" in capsys.readouterr().out
+    assert main(["resolve", "localhost", "--type", "AAAA", "--server", server.nameserver]) == 0
+    assert "::1" in capsys.readouterr().out
+    assert server.queries == []
+
+
+# -- bounded memo tables (issue 8 §6) -------------------------------------------
+
+
+def test_a_full_memo_evicts_its_oldest_entry_only(server: DNSServer) -> None:
+    for i in range(4):
+        server.add(f"n{i}.example.com", "A", f"192.0.2.{i + 1}")
+    resolver = Resolver(k8s_config(server, max_entries=3))
+    first = [resolver.resolve(f"n{i}.example.com") for i in range(3)]
+    memoised = [resolver.resolve(f"n{i}.example.com") for i in range(3)]
+    resolver.resolve("n3.example.com")  # the memo is full: n0 goes, alone
+    assert resolver.resolve("n1.example.com") is memoised[1]
+    assert resolver.resolve("n2.example.com") is memoised[2]
+    again = resolver.resolve("n0.example.com")
+    assert again is not memoised[0] and again.addresses == first[0].addresses
+
+
+def test_temporary_failure_is_chained_to_what_upstream_did(server: DNSServer) -> None:
+    server.servfail = True
+    with pytest.raises(TemporaryFailure) as info:
+        Resolver(k8s_config(server)).resolve("api.example.com")
+    assert info.value.__cause__ is not None and "SERVFAIL" in str(info.value.__cause__)

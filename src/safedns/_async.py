@@ -11,7 +11,9 @@ same in both. A cache hit completes without suspending.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
+import os
 import socket
 import time
 import weakref
@@ -30,6 +32,8 @@ __all__ = ["AsyncResolver"]
 
 _Flights = Flights[Key, AsyncFlight[Entry]]
 _Batch = list[tuple[Key, AsyncFlight[Entry]]]
+
+_all_resolvers: weakref.WeakSet[AsyncResolver] = weakref.WeakSet()
 
 
 class AsyncResolver:
@@ -56,14 +60,34 @@ class AsyncResolver:
             self.config = config if config is not None else ResolverConfig.from_system()
             self._clock = clock
             self._core = Core(self.config, clock)
+        self._owns_core = resolver is None
         self._on_query = on_query
+        self._init_runtime()
+        self._closed = False
+        _all_resolvers.add(self)
+
+    def _init_runtime(self) -> None:
+        """Sockets, flights, tasks: what a forked child must not inherit."""
         self._upstream = AsyncUpstream(self.config, self._clock, on_query=self._observe)
         # Flights are futures of one event loop: one table per loop.
         self._flights: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Flights] = (
             weakref.WeakKeyDictionary()
         )
         self._tasks: set[asyncio.Task[None]] = set()
-        self._closed = False
+
+    def _after_fork(self) -> None:
+        """In a forked child: fresh locks, no flight, task or socket of the
+        parent's. (A ``Resolver`` whose core is shared resets the core itself.)"""
+        if self._owns_core:
+            self._core.reset_runtime()
+        inherited = self._tasks
+        self._init_runtime()
+        # Had the fork happened inside a running loop, the child's copy of
+        # that loop would go on with the parent's queries on sockets the
+        # parent still reads: cancel them (they close their sockets).
+        for task in inherited:
+            with contextlib.suppress(RuntimeError):  # its loop is closed
+                task.cancel()
 
     # -- public API ---------------------------------------------------------
 
@@ -74,6 +98,9 @@ class AsyncResolver:
             return answer
         self._core.counters.lookups.inc()
         text = rdtype_text(rdtype)
+        special = self._core.special_answers(name, (text,))
+        if special is not None:
+            return special[0]
         return self._core.remember(name, rdtype, await self._walk(name, (text,)))
 
     async def resolve_addresses(
@@ -100,6 +127,9 @@ class AsyncResolver:
         literal = self._core.literal_answers(name, family)
         if literal is not None:
             return literal
+        special = self._core.special_answers(name, rdtypes)
+        if special is not None:
+            return special
         return self._core.remember_addresses(name, family, await self._walk(name, rdtypes))
 
     def stats(self) -> Stats:
@@ -243,3 +273,12 @@ class AsyncResolver:
         self._core.counters.upstream_queries.inc()
         if self._on_query is not None:
             self._on_query(server, qname, rdtype, transport)
+
+
+def _reinit_after_fork() -> None:
+    for resolver in list(_all_resolvers):
+        resolver._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reinit_after_fork)

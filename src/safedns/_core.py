@@ -35,7 +35,7 @@ from safedns._budget import TokenBucket
 from safedns._cache import DNSCache, Entry
 from safedns._config import ResolverConfig
 from safedns._exceptions import NameNotFound, TemporaryFailure
-from safedns._planning import plan
+from safedns._planning import encode_name, plan
 from safedns._records import Answer, Negative, Positive, Result, UpstreamFailure, interpret
 from safedns._singleflight import Flight, Flights
 from safedns._stats import Counters, Stats
@@ -52,6 +52,9 @@ FAMILY_TYPES: dict[int, tuple[str, ...]] = {
 }
 
 BUDGET_SPENT = "query budget exhausted"
+
+#: The addresses of ``localhost`` and the names under it (RFC 6761 §6.3).
+LOOPBACK = {"A": "127.0.0.1", "AAAA": "::1"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,23 +252,54 @@ class Core:
         it is stale."""
         answer = walk.answers(self)[0]
         if not walk.stale:
-            memo = self.memo
-            if len(memo) >= self.config.max_entries:
-                memo.clear()
-            memo[(name, rdtype)] = self.cached_copy(answer, walk.valid_until)
+            copy = self.cached_copy(answer, walk.valid_until)
+            _bounded_put(self.memo, (name, rdtype), copy, self.config.max_entries)
         return answer
 
     def remember_addresses(self, name: object, family: int, walk: Walk) -> list[Answer]:
         """The walk's answers for an address lookup, memoised likewise."""
         answers = walk.answers(self)
         if not walk.stale:
-            memo = self.address_memo
-            if len(memo) >= self.config.max_entries:
-                memo.clear()
-            memo[(name, family)] = AddressMemo(
+            memo = AddressMemo(
                 tuple(self.cached_copy(a, walk.valid_until) for a in answers), walk.valid_until
             )
+            _bounded_put(self.address_memo, (name, family), memo, self.config.max_entries)
         return answers
+
+    def special_answers(self, name: str | bytes, rdtypes: Sequence[str]) -> list[Answer] | None:
+        """RFC 6761 special-use names, answered here and never asked upstream:
+        ``localhost`` and every name under it are the loopback addresses
+        (127.0.0.1 for A, ::1 for AAAA, no data of any other type);
+        ``invalid`` and every name under it do not exist. None for any other
+        name. Raises ``InvalidName`` for a name DNS cannot carry."""
+        text = encode_name(name)
+        bare = text[:-1] if text.endswith(".") else text
+        if bare == "invalid" or bare.endswith(".invalid"):
+            raise NameNotFound(self._display(name), "/".join(rdtypes), nxdomain=True)
+        if not (bare == "localhost" or bare.endswith(".localhost")):
+            return None
+        absolute = bare + "."
+        now = self.clock()
+        answers = [
+            Answer(
+                absolute,
+                rdtype,
+                (LOOPBACK[rdtype],),
+                absolute,
+                now + self.config.max_ttl,
+                self.clock,
+                from_cache=True,
+            )
+            for rdtype in rdtypes
+            if rdtype in LOOPBACK
+        ]
+        if not answers:
+            raise NameNotFound(self._display(name), "/".join(rdtypes), nxdomain=False)
+        return answers
+
+    @staticmethod
+    def _display(name: str | bytes) -> str:
+        return name.decode("ascii", "replace") if isinstance(name, bytes) else name
 
     def flush(self, name: str | None = None) -> None:
         self.memo.clear()
@@ -352,9 +386,9 @@ class Core:
         if len(failed) >= self.config.max_negative_entries:
             for old in [k for k, until in list(failed.items()) if until <= now]:
                 failed.pop(old, None)
-            if len(failed) >= self.config.max_negative_entries:
-                failed.clear()
-        failed[key] = now + self.config.failure_recheck
+        _bounded_put(
+            failed, key, now + self.config.failure_recheck, self.config.max_negative_entries
+        )
 
     def settle(
         self, entry: Entry | None, error: BaseException | None, stale: Entry | None, now: float
@@ -368,7 +402,9 @@ class Core:
         if isinstance(error, UpstreamFailure):
             return error
         if error is not None:
-            return UpstreamFailure(f"internal error: {error!r}")
+            failure = UpstreamFailure(f"internal error: {error!r}")
+            failure.__cause__ = error
+            return failure
         return UpstreamFailure("timed out waiting for another lookup of the same name")
 
     def max_wait(self) -> float:
@@ -395,6 +431,19 @@ class Core:
     def stats(self) -> Stats:
         positive, negative = self.cache.sizes()
         return self.counters.snapshot(positive, negative)
+
+
+def _bounded_put(table: dict[Any, Any], key: object, value: object, limit: int) -> None:
+    """``table[key] = value`` as the newest entry; when the table is full the
+    oldest entry goes, one at a time (never all at once, so names do not all
+    miss together). Safe against other threads writing the same table."""
+    table.pop(key, None)
+    while len(table) >= limit:
+        try:
+            table.pop(next(iter(table)), None)
+        except (RuntimeError, StopIteration):  # changed under us: look again
+            continue
+    table[key] = value
 
 
 class Walk:

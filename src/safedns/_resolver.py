@@ -80,6 +80,9 @@ class Resolver:
             return answer
         self._core.counters.lookups.inc()
         text = rdtype_text(rdtype)
+        special = self._core.special_answers(name, (text,))
+        if special is not None:
+            return special[0]
         return self._core.remember(name, rdtype, self._walk(name, (text,)))
 
     def resolve_addresses(self, name: str | bytes, family: int = socket.AF_UNSPEC) -> list[str]:
@@ -104,6 +107,9 @@ class Resolver:
         literal = self._core.literal_answers(name, family)
         if literal is not None:
             return literal
+        special = self._core.special_answers(name, rdtypes)
+        if special is not None:
+            return special
         return self._core.remember_addresses(name, family, self._walk(name, rdtypes))
 
     def stats(self) -> Stats:
