@@ -154,7 +154,8 @@ def test_shares_one_cache_with_a_sync_resolver(server: DNSServer) -> None:
 
 def test_budget_fails_fast(server: DNSServer) -> None:
     async def main() -> int:
-        resolver = AsyncResolver(k8s_config(server, upstream_qps=5, upstream_burst=5))
+        config = k8s_config(server, upstream_qps=5, upstream_burst=5, budget_wait=0)
+        resolver = AsyncResolver(config)
         failures = 0
         for i in range(200):
             try:
@@ -338,3 +339,28 @@ def test_async_resolver_used_before_fork_resolves_in_the_child(server: DNSServer
         holder.join()
         flying.join()
         loop.close()
+
+
+def test_a_burst_waits_for_the_budget_async(server: DNSServer) -> None:
+    names = [f"new{i}.example.com." for i in range(30)]
+    for i, name in enumerate(names):
+        server.add(name, "A", f"192.0.2.{i + 1}")
+    config = ResolverConfig(
+        nameservers=[server.nameserver],
+        upstream_qps=10,
+        upstream_burst=10,
+        budget_wait=3,
+        timeout=5,
+        attempts=1,
+    )
+
+    async def main() -> list[object]:
+        async with AsyncResolver(config) as resolver:
+            results = await asyncio.gather(*(resolver.resolve(n) for n in names))
+            assert resolver.stats().budget_waits == 20
+            assert resolver.stats().budget_denied == 0
+            return [r.addresses for r in results]
+
+    started = time.monotonic()
+    assert asyncio.run(main()) == [[f"192.0.2.{i + 1}"] for i in range(30)]
+    assert time.monotonic() - started < 3.5

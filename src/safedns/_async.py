@@ -161,10 +161,13 @@ class AsyncResolver:
     async def _walk(self, name: str | bytes, rdtypes: Sequence[str]) -> Walk:
         walk = Walk(name, rdtypes, self.config)
         # RFC 8767's client response timer covers the whole lookup, however
-        # many candidates it walks.
-        stale_deadline = time.monotonic() + self.config.stale_response_timeout
+        # many candidates it walks; so does the caller's timeout.
+        started = time.monotonic()
+        stale_deadline = started + self.config.stale_response_timeout
+        deadline = started + self._core.lifetime()
         while (questions := walk.next()) is not None:
-            if walk.feed(await self._ask(questions, stale_deadline), self._clock()):
+            outcomes = await self._ask(questions, stale_deadline, deadline)
+            if walk.feed(outcomes, self._clock()):
                 return walk
         raise walk.fail()
 
@@ -176,7 +179,10 @@ class AsyncResolver:
         return flights
 
     async def _ask(
-        self, questions: Sequence[Key], stale_deadline: float = math.inf
+        self,
+        questions: Sequence[Key],
+        stale_deadline: float = math.inf,
+        deadline: float = math.inf,
     ) -> list[Outcome]:
         core = self._core
         flights = self._loop_flights()
@@ -184,7 +190,7 @@ class AsyncResolver:
         for key in batch.prefetch:
             self._prefetch(key, flights)
         if batch.led:
-            await self._lead(questions, batch.led, batch.stale, stale_deadline, flights)
+            await self._lead(questions, batch.led, batch.stale, stale_deadline, deadline, flights)
         for i, flight in batch.followed:
             await self._wait(flight, batch.stale[i], stale_deadline)
         return core.settle_batch(batch)
@@ -195,10 +201,14 @@ class AsyncResolver:
         led: list[tuple[int, AsyncFlight[Entry]]],
         stale: list[Entry | None],
         stale_deadline: float,
+        deadline: float,
         flights: _Flights,
     ) -> None:
+        core = self._core
         batch = [(questions[i], flight) for i, flight in led]
-        send = self._core.admit(flights, batch, self._clock())
+        remaining = deadline - time.monotonic()
+        waits = [core.budget_wait(stale[i], remaining) for i, _ in led]
+        send, delay = core.admit(flights, batch, self._clock(), waits)
         if not send:
             return
         # The shared query runs in a task of its own, owned by the resolver:
@@ -208,11 +218,11 @@ class AsyncResolver:
         if any(stale[i] is not None for i, _ in led) and timeout > 0 and not self._closed:
             # Stale data is on hand: wait a little, then serve it and let the
             # query finish in the background (RFC 8767 client response timer).
-            task = self._spawn(self._exchange(send, flights, attempts=1))
-            deadline = min(time.monotonic() + timeout, stale_deadline)
-            await asyncio.wait({task}, timeout=max(0.0, deadline - time.monotonic()))
+            task = self._spawn(self._exchange(send, flights, attempts=1, delay=delay))
+            wait_until = min(time.monotonic() + timeout, stale_deadline)
+            await asyncio.wait({task}, timeout=max(0.0, wait_until - time.monotonic()))
         else:
-            await asyncio.wait({self._spawn(self._exchange(send, flights))})
+            await asyncio.wait({self._spawn(self._exchange(send, flights, delay=delay))})
 
     async def _wait(
         self, flight: AsyncFlight[Entry], stale: Entry | None, stale_deadline: float
@@ -227,11 +237,18 @@ class AsyncResolver:
         await asyncio.wait({flight.future}, timeout=max(0.0, timeout))
 
     async def _exchange(
-        self, send: _Batch, flights: _Flights, attempts: int | None = None
+        self,
+        send: _Batch,
+        flights: _Flights,
+        attempts: int | None = None,
+        delay: float = 0.0,
     ) -> None:
-        """Send the questions, cache what comes back, land every flight."""
+        """Send the questions (after ``delay``, the wait for a reserved budget
+        token), cache what comes back, land every flight."""
         error: BaseException | None = None
         try:
+            if delay > 0:
+                await asyncio.sleep(delay)
             responses = await self._upstream.exchange([key for key, _ in send], attempts)
             now = self._clock()
             for (key, flight), response in zip(send, responses, strict=True):

@@ -311,12 +311,31 @@ class Core:
 
     # -- upstream ------------------------------------------------------------
 
-    def spend(self, now: float) -> bool:
-        """Take one token from the query budget; False (counted) when empty."""
-        if self.budget.try_acquire(now):
-            return True
-        self.counters.budget_denied.inc()
-        return False
+    def spend(self, now: float, max_wait: float = 0.0) -> float | None:
+        """Take one token from the query budget, or reserve the next one: the
+        seconds to wait before sending (0.0: at once, counted in
+        ``budget_waits`` otherwise), or None (counted in ``budget_denied``)
+        when the wait would exceed ``max_wait``."""
+        delay = self.budget.reserve(now, max_wait)
+        if delay is None:
+            self.counters.budget_denied.inc()
+        elif delay > 0:
+            self.counters.budget_waits.inc()
+        return delay
+
+    def budget_wait(self, stale: Entry | None, remaining: float) -> float:
+        """How long a question may wait for a budget token: not at all when
+        stale data is on hand (it is served instead), else ``budget_wait``,
+        never longer than the ``remaining`` time of the caller's lookup."""
+        if stale is not None:
+            return 0.0
+        return max(0.0, min(self.config.budget_wait, remaining))
+
+    def lifetime(self) -> float:
+        """The caller's timeout for one lookup: the longest its questions may
+        spend upstream (every attempt at every server), as glibc would."""
+        config = self.config
+        return config.timeout * config.attempts * len(config.nameservers)
 
     def sort(
         self, questions: Sequence[Key], flights: Flights[Key, F], now: float, started: float
@@ -350,17 +369,27 @@ class Core:
         return [o if o is not None else UpstreamFailure("no outcome") for o in outcomes]
 
     def admit(
-        self, flights: Flights[Key, F], led: Sequence[tuple[Key, F]], now: float
-    ) -> list[tuple[Key, F]]:
-        """The led flights the budget lets go upstream; the others land at
-        once with a budget failure (their callers fall back to stale data)."""
+        self,
+        flights: Flights[Key, F],
+        led: Sequence[tuple[Key, F]],
+        now: float,
+        max_waits: Sequence[float] | None = None,
+    ) -> tuple[list[tuple[Key, F]], float]:
+        """The led flights the budget lets go upstream, and how long the shell
+        must wait before sending them (the longest reservation among them).
+        The others land at once with a budget failure (their callers fall
+        back to stale data). ``max_waits``: each flight's longest wait
+        (default: none)."""
         send: list[tuple[Key, F]] = []
-        for key, flight in led:
-            if self.spend(now):
-                send.append((key, flight))
-            else:
+        delay = 0.0
+        for i, (key, flight) in enumerate(led):
+            reserved = self.spend(now, max_waits[i] if max_waits is not None else 0.0)
+            if reserved is None:
                 flights.finish(key, flight, None, UpstreamFailure(BUDGET_SPENT))
-        return send
+            else:
+                send.append((key, flight))
+                delay = max(delay, reserved)
+        return send, delay
 
     def record(
         self, key: Key, response: dns.message.Message | UpstreamFailure, now: float
@@ -410,7 +439,8 @@ class Core:
     def max_wait(self) -> float:
         """The longest a follower waits for a leader's exchange."""
         config = self.config
-        return config.timeout * config.attempts * (len(config.nameservers) + 1) + 1.0
+        exchange = config.timeout * config.attempts * (len(config.nameservers) + 1)
+        return exchange + config.budget_wait + 1.0
 
     # -- answers and stats ---------------------------------------------------
 

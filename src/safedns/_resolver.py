@@ -142,14 +142,21 @@ class Resolver:
     def _walk(self, name: str | bytes, rdtypes: Sequence[str]) -> Walk:
         walk = Walk(name, rdtypes, self.config)
         # RFC 8767's client response timer covers the whole lookup, however
-        # many candidates it walks.
-        stale_deadline = time.monotonic() + self.config.stale_response_timeout
+        # many candidates it walks; so does the caller's timeout.
+        started = time.monotonic()
+        stale_deadline = started + self.config.stale_response_timeout
+        deadline = started + self._core.lifetime()
         while (questions := walk.next()) is not None:
-            if walk.feed(self._ask(questions, stale_deadline), self._clock()):
+            if walk.feed(self._ask(questions, stale_deadline, deadline), self._clock()):
                 return walk
         raise walk.fail()
 
-    def _ask(self, questions: Sequence[Key], stale_deadline: float = math.inf) -> list[Outcome]:
+    def _ask(
+        self,
+        questions: Sequence[Key],
+        stale_deadline: float = math.inf,
+        deadline: float = math.inf,
+    ) -> list[Outcome]:
         """One outcome per question, from the cache, another caller's flight,
         or upstream (every question this call leads goes out together)."""
         core = self._core
@@ -157,7 +164,7 @@ class Resolver:
         for key in batch.prefetch:
             self._prefetch(key)
         if batch.led:
-            self._lead(questions, batch.led, batch.stale, stale_deadline)
+            self._lead(questions, batch.led, batch.stale, stale_deadline, deadline)
         for i, flight in batch.followed:
             self._wait(flight, batch.stale[i], stale_deadline)
         return core.settle_batch(batch)
@@ -168,20 +175,26 @@ class Resolver:
         led: list[tuple[int, ThreadFlight[Entry]]],
         stale: list[Entry | None],
         stale_deadline: float,
+        deadline: float,
     ) -> None:
+        core = self._core
         batch = [(questions[i], flight) for i, flight in led]
-        send = self._core.admit(self._flights, batch, self._clock())
+        remaining = deadline - time.monotonic()
+        waits = [core.budget_wait(stale[i], remaining) for i, _ in led]
+        send, delay = core.admit(self._flights, batch, self._clock(), waits)
         if not send:
             return
         timeout = self.config.stale_response_timeout
         has_stale = any(stale[i] is not None for i, _ in led)
-        if has_stale and timeout > 0 and self._submit(self._refresh, send):
+        if has_stale and timeout > 0 and self._submit(self._refresh, send, delay):
             # Stale data is on hand: wait a little, then serve it and let the
             # query finish in the background (RFC 8767 client response timer).
-            deadline = min(time.monotonic() + timeout, stale_deadline)
+            wait_until = min(time.monotonic() + timeout, stale_deadline)
             for _, flight in send:
-                flight.wait(max(0.0, deadline - time.monotonic()))
+                flight.wait(max(0.0, wait_until - time.monotonic()))
         else:
+            if delay > 0:
+                time.sleep(delay)  # our budget token arrives (arrival order)
             self._exchange(send)
 
     def _wait(
@@ -195,9 +208,12 @@ class Resolver:
         else:
             flight.wait(self._core.max_wait())
 
-    def _refresh(self, send: _Batch) -> None:
+    def _refresh(self, send: _Batch, delay: float = 0.0) -> None:
         """A background query for data we can already serve (stale or about to
-        expire): one try per nameserver, so a dead server is not hammered."""
+        expire): one try per nameserver, so a dead server is not hammered.
+        ``delay``: the wait for a reserved budget token."""
+        if delay > 0:
+            time.sleep(delay)
         self._exchange(send, attempts=1)
 
     def _exchange(self, send: _Batch, attempts: int | None = None) -> None:
@@ -235,14 +251,16 @@ class Resolver:
         if not self._submit(self._refresh, [(key, flight)]):
             self._flights.finish(key, flight, None, UpstreamFailure("resolver closed"))
 
-    def _submit(self, fn: Callable[[_Batch], None], arg: _Batch) -> bool:
+    def _submit(
+        self, fn: Callable[[_Batch, float], None], arg: _Batch, delay: float = 0.0
+    ) -> bool:
         with self._executor_lock:
             if self._closed:
                 return False
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="safedns")
             try:
-                self._executor.submit(fn, arg)
+                self._executor.submit(fn, arg, delay)
             except RuntimeError:  # interpreter shutting down
                 return False
         return True
