@@ -116,20 +116,24 @@ class AsyncResolver:
     async def lookup_addresses(
         self, name: str | bytes, family: int = socket.AF_UNSPEC
     ) -> list[Answer]:
+        """See ``Resolver.lookup_addresses`` (DNS only: no RFC 6761 names)."""
         memo = self._core.address_hit(name, family)
         if memo is not None:
             return list(memo.answers)
-        return await self._lookup_addresses(name, family)
+        return await self._lookup_addresses(name, family, local=False)
 
-    async def _lookup_addresses(self, name: str | bytes, family: int) -> list[Answer]:
+    async def _lookup_addresses(
+        self, name: str | bytes, family: int, *, local: bool = True
+    ) -> list[Answer]:
         rdtypes = family_types(family)
         self._core.counters.lookups.inc()
         literal = self._core.literal_answers(name, family)
         if literal is not None:
             return literal
-        special = self._core.special_answers(name, rdtypes)
-        if special is not None:
-            return special
+        if local:
+            special = self._core.special_answers(name, rdtypes)
+            if special is not None:
+                return special
         return self._core.remember_addresses(name, family, await self._walk(name, rdtypes))
 
     def stats(self) -> Stats:

@@ -95,21 +95,28 @@ class Resolver:
 
     def lookup_addresses(self, name: str | bytes, family: int = socket.AF_UNSPEC) -> list[Answer]:
         """Like ``resolve_addresses`` but returns the ``Answer`` of each type that
-        had data (A before AAAA), all for the same candidate name."""
+        had data (A before AAAA), all for the same candidate name.
+
+        This is DNS only, as glibc's DNS backend sees it (the drop-in
+        ``getaddrinfo`` uses it, and leaves ``localhost`` to the hosts file as
+        glibc does): RFC 6761 names are not answered locally here."""
         memo = self._core.address_hit(name, family)
         if memo is not None:
             return list(memo.answers)
-        return self._lookup_addresses(name, family)
+        return self._lookup_addresses(name, family, local=False)
 
-    def _lookup_addresses(self, name: str | bytes, family: int) -> list[Answer]:
+    def _lookup_addresses(
+        self, name: str | bytes, family: int, *, local: bool = True
+    ) -> list[Answer]:
         rdtypes = family_types(family)
         self._core.counters.lookups.inc()
         literal = self._core.literal_answers(name, family)
         if literal is not None:
             return literal
-        special = self._core.special_answers(name, rdtypes)
-        if special is not None:
-            return special
+        if local:
+            special = self._core.special_answers(name, rdtypes)
+            if special is not None:
+                return special
         return self._core.remember_addresses(name, family, self._walk(name, rdtypes))
 
     def stats(self) -> Stats:
