@@ -13,7 +13,7 @@ import pytest
 from safedns import NameNotFound, ResolveError, ResolverConfig, TemporaryFailure
 from safedns._budget import TokenBucket
 from safedns._cache import Entry
-from safedns._core import Core, Got, Walk
+from safedns._core import Ask, Core, Got, Walk
 from safedns._records import Negative, Positive, UpstreamFailure
 from safedns._singleflight import Flights, ThreadFlight
 from safedns._upstream import Exchange
@@ -293,3 +293,73 @@ def test_exchange_truncated_reply_asks_for_tcp_and_servfail_is_retried() -> None
     exchange.accept(0, _answer_to(exchange, 0, "a.example. 60 IN A 192.0.2.1"))
     exchange.fail([0, 1], "tcp error")
     assert exchange.pending() == [1] and exchange.errors[1] == "tcp error"
+
+
+# -- Core.walk: the one walk both shells drive -------------------------------------
+
+
+def test_core_walk_yields_asks_and_returns_the_finished_walk(clock: FakeClock) -> None:
+    config = CONFIG.replace(search=K8S_SEARCH, ndots=5, stale_response_timeout=1.5)
+    core = Core(config, clock)
+    steps = core.walk("my-svc", ("A",), 500.0)
+    ask = next(steps)
+    assert ask.questions == [("my-svc.ns1.svc.cluster.local.", "A")]
+    assert ask.stale_deadline == 501.5
+    assert ask.deadline == 500.0 + config.timeout * config.attempts
+    ask = steps.send([_got(NXDOMAIN)])
+    assert ask.questions == [("my-svc.svc.cluster.local.", "A")]
+    with pytest.raises(StopIteration) as done:
+        steps.send([_got(A)])
+    walk = done.value.value
+    assert isinstance(walk, Walk) and walk.candidate == "my-svc.svc.cluster.local."
+
+
+def test_core_walk_raises_when_no_candidate_has_data(clock: FakeClock) -> None:
+    steps = Core(CONFIG, clock).walk("gone.example.com.", ("A",), 0.0)
+    next(steps)
+    with pytest.raises(NameNotFound):
+        steps.send([_got(NXDOMAIN)])
+
+
+def test_core_lead_backgrounds_a_query_when_stale_data_is_on_hand(clock: FakeClock) -> None:
+    core = Core(CONFIG.replace(stale_response_timeout=0.5), clock)
+    flights: Flights[tuple[str, str], ThreadFlight[Entry]] = Flights(ThreadFlight)
+    stale = Entry(A, clock() - 1, clock() - 1)
+    core.cache.put("x.", "A", A, clock() - 100)
+    batch = core.sort([("x.", "A")], flights, clock(), 10.0)
+    assert batch.led and batch.stale[0] is not None
+    ask = Ask([("x.", "A")], 10.2, 20.0)
+    lead = core.lead(flights, ask, batch, 10.0)
+    assert lead.background and lead.delay == 0.0 and lead.wait_until == 10.2
+    assert [key for key, _ in lead.send] == [("x.", "A")]
+    # A follower with stale data waits out the client timer from the query's start.
+    flight = lead.send[0][1]
+    assert core.follow_timeout(flight, stale, Ask([], 99.0, 99.0), 10.1) == pytest.approx(0.4)
+    assert core.follow_timeout(flight, None, ask, 10.1) == core.max_wait()
+
+
+def test_core_land_and_abort_land_every_flight(clock: FakeClock) -> None:
+    core = Core(CONFIG, clock)
+    flights: Flights[tuple[str, str], ThreadFlight[Entry]] = Flights(ThreadFlight)
+    keys = [("a.example.", "A"), ("a.example.", "AAAA"), ("b.example.", "A")]
+    send = [(key, flights.begin(key, 0.0)[0]) for key in keys]
+    answer = reply("a.example.", "A", ["a.example. 60 IN A 192.0.2.1"])
+    core.land(flights, send[:2], [answer, UpstreamFailure("timed out")])
+    assert isinstance(send[0][1].result, Entry) and send[0][1].error is None
+    assert isinstance(send[1][1].error, UpstreamFailure)
+    cause = KeyboardInterrupt()
+    core.abort(flights, send, cause)
+    assert send[0][1].error is None  # landed already: untouched
+    error = send[2][1].error
+    assert isinstance(error, UpstreamFailure) and error.__cause__ is cause
+    assert len(flights) == 0
+
+
+def test_core_prefetch_never_waits_for_the_budget(clock: FakeClock) -> None:
+    core = Core(CONFIG.replace(upstream_qps=1, upstream_burst=1), clock)
+    flights: Flights[tuple[str, str], ThreadFlight[Entry]] = Flights(ThreadFlight)
+    flight = core.prefetch(flights, ("a.", "A"), 0.0)
+    assert flight is not None and flights.in_flight(("a.", "A"))
+    assert core.prefetch(flights, ("a.", "A"), 0.0) is None  # one at a time
+    assert core.prefetch(flights, ("b.", "A"), 0.0) is None  # no token: no wait
+    assert core.stats().prefetches == 1 and core.stats().budget_waits == 0

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import os
 import socket
 import time
@@ -21,8 +20,8 @@ from collections.abc import Callable, Coroutine, Sequence
 
 from safedns._cache import Entry
 from safedns._config import ResolverConfig
-from safedns._core import Core, Key, Outcome, Walk, family_types, rdtype_text
-from safedns._records import Answer, UpstreamFailure
+from safedns._core import Ask, Core, Key, Outcome, Walk, family_types, rdtype_text
+from safedns._records import Answer
 from safedns._resolver import Resolver
 from safedns._singleflight import AsyncFlight, Flights
 from safedns._stats import Stats
@@ -163,17 +162,16 @@ class AsyncResolver:
     # -- I/O -------------------------------------------------------------------
 
     async def _walk(self, name: str | bytes, rdtypes: Sequence[str]) -> Walk:
-        walk = Walk(name, rdtypes, self.config)
-        # RFC 8767's client response timer covers the whole lookup, however
-        # many candidates it walks; so does the caller's timeout.
-        started = time.monotonic()
-        stale_deadline = started + self.config.stale_response_timeout
-        deadline = started + self._core.lifetime()
-        while (questions := walk.next()) is not None:
-            outcomes = await self._ask(questions, stale_deadline, deadline)
-            if walk.feed(outcomes, self._clock()):
+        """Run the core's walk: it decides, this shell answers its asks."""
+        steps = self._core.walk(name, rdtypes, time.monotonic())
+        ask = next(steps)
+        while True:
+            outcomes = await self._ask(ask)
+            try:
+                ask = steps.send(outcomes)
+            except StopIteration as done:
+                walk: Walk = done.value
                 return walk
-        raise walk.fail()
 
     def _loop_flights(self) -> _Flights:
         loop = asyncio.get_running_loop()
@@ -182,63 +180,34 @@ class AsyncResolver:
             flights = self._flights[loop] = Flights(lambda now: AsyncFlight(now, loop))
         return flights
 
-    async def _ask(
-        self,
-        questions: Sequence[Key],
-        stale_deadline: float = math.inf,
-        deadline: float = math.inf,
-    ) -> list[Outcome]:
+    async def _ask(self, ask: Ask) -> list[Outcome]:
         core = self._core
         flights = self._loop_flights()
-        batch = core.sort(questions, flights, self._clock(), time.monotonic())
+        batch = core.sort(ask.questions, flights, self._clock(), time.monotonic())
         for key in batch.prefetch:
             self._prefetch(key, flights)
         if batch.led:
-            await self._lead(questions, batch.led, batch.stale, stale_deadline, deadline, flights)
+            lead = core.lead(flights, ask, batch, time.monotonic())
+            # The shared query runs in a task of its own, owned by the
+            # resolver: it outlives any one caller, so cancelling this caller
+            # (a ``wait_for`` around ``resolve``) cancels only this wait.
+            if not lead.send:
+                pass
+            elif lead.background and not self._closed:
+                # Stale data is on hand: serve it after the client response
+                # timer and let the query finish in the background (RFC 8767).
+                task = self._spawn(self._exchange(lead.send, flights, 1, lead.delay))
+                timeout = max(0.0, lead.wait_until - time.monotonic())
+                await asyncio.wait({task}, timeout=timeout)
+            else:
+                await asyncio.wait(
+                    {self._spawn(self._exchange(lead.send, flights, None, lead.delay))}
+                )
         for i, flight in batch.followed:
-            await self._wait(flight, batch.stale[i], stale_deadline)
+            if not flight.landed:
+                timeout = core.follow_timeout(flight, batch.stale[i], ask, time.monotonic())
+                await asyncio.wait({flight.future}, timeout=timeout)
         return core.settle_batch(batch)
-
-    async def _lead(
-        self,
-        questions: Sequence[Key],
-        led: list[tuple[int, AsyncFlight[Entry]]],
-        stale: list[Entry | None],
-        stale_deadline: float,
-        deadline: float,
-        flights: _Flights,
-    ) -> None:
-        core = self._core
-        batch = [(questions[i], flight) for i, flight in led]
-        remaining = deadline - time.monotonic()
-        waits = [core.budget_wait(stale[i], remaining) for i, _ in led]
-        send, delay = core.admit(flights, batch, self._clock(), waits)
-        if not send:
-            return
-        # The shared query runs in a task of its own, owned by the resolver:
-        # it outlives any one caller, so cancelling this caller (a
-        # ``wait_for`` around ``resolve``) cancels only this caller's wait.
-        timeout = self.config.stale_response_timeout
-        if any(stale[i] is not None for i, _ in led) and timeout > 0 and not self._closed:
-            # Stale data is on hand: wait a little, then serve it and let the
-            # query finish in the background (RFC 8767 client response timer).
-            task = self._spawn(self._exchange(send, flights, attempts=1, delay=delay))
-            wait_until = min(time.monotonic() + timeout, stale_deadline)
-            await asyncio.wait({task}, timeout=max(0.0, wait_until - time.monotonic()))
-        else:
-            await asyncio.wait({self._spawn(self._exchange(send, flights, delay=delay))})
-
-    async def _wait(
-        self, flight: AsyncFlight[Entry], stale: Entry | None, stale_deadline: float
-    ) -> None:
-        if stale is not None and self.config.stale_response_timeout > 0:
-            timer = flight.started + self.config.stale_response_timeout
-            timeout = min(timer, stale_deadline) - time.monotonic()
-        else:
-            timeout = self._core.max_wait()
-        if flight.landed:
-            return
-        await asyncio.wait({flight.future}, timeout=max(0.0, timeout))
 
     async def _exchange(
         self,
@@ -254,35 +223,21 @@ class AsyncResolver:
             if delay > 0:
                 await asyncio.sleep(delay)
             responses = await self._upstream.exchange([key for key, _ in send], attempts)
-            now = self._clock()
-            for (key, flight), response in zip(send, responses, strict=True):
-                recorded = self._core.record(key, response, now)
-                if isinstance(recorded, UpstreamFailure):
-                    flights.finish(key, flight, None, recorded)
-                else:
-                    flights.finish(key, flight, recorded)
+            self._core.land(flights, send, responses)
         except asyncio.CancelledError as exc:  # aclose(), or the loop shutting down
             error = exc
             raise
         except Exception as exc:  # published to the flight's waiters, not lost
             error = exc
         finally:
-            for key, flight in send:
-                if not flight.landed:
-                    failure = UpstreamFailure(f"lookup interrupted: {error!r}")
-                    failure.__cause__ = error
-                    flights.finish(key, flight, None, failure)
+            self._core.abort(flights, send, error)
 
     def _prefetch(self, key: Key, flights: _Flights) -> None:
-        if self._closed or flights.in_flight(key):
+        if self._closed:
             return
-        if not self._core.budget.try_acquire(self._clock()):
-            return
-        flight, leader = flights.begin(key, time.monotonic())
-        if not leader:
-            return
-        self._core.counters.prefetches.inc()
-        self._spawn(self._exchange([(key, flight)], flights, attempts=1))
+        flight = self._core.prefetch(flights, key, time.monotonic())
+        if flight is not None:
+            self._spawn(self._exchange([(key, flight)], flights, attempts=1))
 
     def _spawn(self, coro: Coroutine[object, object, None]) -> asyncio.Task[None]:
         task = asyncio.ensure_future(coro)

@@ -10,10 +10,15 @@ its I/O steps:
 - ``record(key, response, now)``: what did upstream say; cache it.
 - ``settle(entry, error, stale, now)``: what the caller gets once a flight
   is over (or its wait ran out).
+- ``lead``, ``follow_timeout``, ``land``, ``abort``, ``prefetch``: the
+  budget, stale and single-flight policy of the flights a shell leads or
+  follows, so that the shells only wait, send and receive.
 
 ``Walk`` is the search-list walk over planned candidate names: the shell asks
 for the next candidate's questions, feeds back their outcomes, and is told to
-go on, stop with an answer, or raise.
+go on, stop with an answer, or raise. ``Core.walk`` drives it as a generator
+that yields each ``Ask`` and takes its outcomes, so both shells run the one
+walk.
 
 Nothing here touches a socket, a thread or an event loop; the clock is
 injected.
@@ -24,7 +29,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -40,7 +45,18 @@ from safedns._records import Answer, Negative, Positive, Result, UpstreamFailure
 from safedns._singleflight import Flight, Flights
 from safedns._stats import Counters, Stats
 
-__all__ = ["FAMILY_TYPES", "AddressMemo", "Core", "Got", "Key", "Outcome", "Walk", "rdtype_text"]
+__all__ = [
+    "FAMILY_TYPES",
+    "AddressMemo",
+    "Ask",
+    "Core",
+    "Got",
+    "Key",
+    "Lead",
+    "Outcome",
+    "Walk",
+    "rdtype_text",
+]
 
 Key = tuple[str, str]
 F = TypeVar("F", bound=Flight[Any])
@@ -122,6 +138,30 @@ class Batch(Generic[F]):
     led: list[tuple[int, F]] = field(default_factory=list)
     followed: list[tuple[int, F]] = field(default_factory=list)
     prefetch: list[Key] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """One step of a lookup: the next candidate's questions, and the
+    lookup's deadlines in real (monotonic) time, which cover the whole walk:
+    RFC 8767's client response timer and the caller's timeout."""
+
+    questions: list[Key]
+    stale_deadline: float
+    deadline: float
+
+
+@dataclass(frozen=True, slots=True)
+class Lead(Generic[F]):
+    """What a shell does with the flights it leads: ``send`` them (after
+    ``delay``, the wait for reserved budget tokens), either waiting for the
+    answers, or, when ``background``, in the background while it waits only
+    until ``wait_until`` (real time) before serving stale data."""
+
+    send: list[tuple[Key, F]]
+    delay: float
+    background: bool
+    wait_until: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -391,6 +431,68 @@ class Core:
                 delay = max(delay, reserved)
         return send, delay
 
+    def lead(self, flights: Flights[Key, F], ask: Ask, batch: Batch[F], mono: float) -> Lead[F]:
+        """Budget and stale policy for the flights ``batch`` leads (``mono``:
+        real time now): which go upstream, after how long, and whether the
+        caller waits for them or serves stale data after the client timer."""
+        led = [(ask.questions[i], flight) for i, flight in batch.led]
+        remaining = ask.deadline - mono
+        waits = [self.budget_wait(batch.stale[i], remaining) for i, _ in batch.led]
+        send, delay = self.admit(flights, led, self.clock(), waits)
+        timeout = self.config.stale_response_timeout
+        background = timeout > 0 and any(batch.stale[i] is not None for i, _ in batch.led)
+        return Lead(send, delay, background, min(mono + timeout, ask.stale_deadline))
+
+    def follow_timeout(
+        self, flight: Flight[Any], stale: Entry | None, ask: Ask, mono: float
+    ) -> float:
+        """How long a follower waits for ``flight`` (``mono``: real time now):
+        with stale data on hand, until the client response timer, which runs
+        from when the query went out; else as long as an exchange can take."""
+        timeout = self.config.stale_response_timeout
+        if stale is not None and timeout > 0:
+            return max(0.0, min(flight.started + timeout, ask.stale_deadline) - mono)
+        return self.max_wait()
+
+    def land(
+        self,
+        flights: Flights[Key, F],
+        send: Sequence[tuple[Key, F]],
+        responses: Sequence[dns.message.Message | UpstreamFailure],
+    ) -> None:
+        """Record what upstream said for each question and land its flight."""
+        now = self.clock()
+        for (key, flight), response in zip(send, responses, strict=True):
+            recorded = self.record(key, response, now)
+            if isinstance(recorded, UpstreamFailure):
+                flights.finish(key, flight, None, recorded)
+            else:
+                flights.finish(key, flight, recorded)
+
+    @staticmethod
+    def abort(
+        flights: Flights[Key, F], send: Sequence[tuple[Key, F]], error: BaseException | None
+    ) -> None:
+        """Land every flight of ``send`` still in the air with a failure (the
+        exchange was interrupted by ``error``), so no caller waits forever."""
+        for key, flight in send:
+            if not flight.landed:
+                failure = UpstreamFailure(f"lookup interrupted: {error!r}")
+                failure.__cause__ = error
+                flights.finish(key, flight, None, failure)
+
+    def prefetch(self, flights: Flights[Key, F], key: Key, mono: float) -> F | None:
+        """A flight for a background refresh of ``key``, or None when one is
+        under way already or the budget has no token to spare (a refresh
+        never waits for the budget, nor queues ahead of callers)."""
+        if flights.in_flight(key) or not self.budget.try_acquire(self.clock()):
+            return None
+        flight, leader = flights.begin(key, mono)
+        if not leader:
+            return None
+        self.counters.prefetches.inc()
+        return flight
+
     def record(
         self, key: Key, response: dns.message.Message | UpstreamFailure, now: float
     ) -> Entry | UpstreamFailure:
@@ -441,6 +543,29 @@ class Core:
         config = self.config
         exchange = config.timeout * config.attempts * (len(config.nameservers) + 1)
         return exchange + config.budget_wait + 1.0
+
+    # -- the walk --------------------------------------------------------------
+
+    def walk(
+        self, name: str | bytes, rdtypes: Sequence[str], started: float
+    ) -> Generator[Ask, list[Outcome], Walk]:
+        """The search-list walk of one lookup, as a generator: it yields an
+        ``Ask`` per candidate, takes that candidate's outcomes, and returns
+        the finished ``Walk`` (or raises ``NameNotFound`` /
+        ``TemporaryFailure``). ``started``: real time at the start.
+
+        >>> steps = core.walk("my-svc", ("A",), time.monotonic())  # doctest: +SKIP
+        >>> ask = next(steps)
+        >>> ask = steps.send(outcomes_of(ask))  # ... until StopIteration
+        """
+        walk = Walk(name, rdtypes, self.config)
+        stale_deadline = started + self.config.stale_response_timeout
+        deadline = started + self.lifetime()
+        while (questions := walk.next()) is not None:
+            outcomes = yield Ask(questions, stale_deadline, deadline)
+            if walk.feed(outcomes, self.clock()):
+                return walk
+        raise walk.fail()
 
     # -- answers and stats ---------------------------------------------------
 
