@@ -363,3 +363,17 @@ def test_core_prefetch_never_waits_for_the_budget(clock: FakeClock) -> None:
     assert core.prefetch(flights, ("a.", "A"), 0.0) is None  # one at a time
     assert core.prefetch(flights, ("b.", "A"), 0.0) is None  # no token: no wait
     assert core.stats().prefetches == 1 and core.stats().budget_waits == 0
+
+
+def test_exchange_tcp_framing_and_reply_checks() -> None:
+    exchange = Exchange([("a.example.", "A"), ("b.example.", "A"), ("c.example.", "A")])
+    exchange.start_try([0, 1, 2])
+    frame = exchange.tcp_frame(0)
+    assert exchange.tcp_length(frame[:2]) == len(frame) - 2
+    assert dns.message.from_wire(frame[2:]).id == exchange.queries[0].id
+    exchange.receive_tcp(0, _answer_to(exchange, 0, "a.example. 60 IN A 192.0.2.1").to_wire())
+    exchange.receive_tcp(1, _answer_to(exchange, 2).to_wire())  # another query's reply
+    exchange.receive_tcp(2, b"\x12\x34garbage")
+    assert exchange.pending() == [1, 2]
+    assert exchange.errors[1] == "tcp error: mismatched reply"
+    assert exchange.errors[2].startswith("tcp error: malformed reply")
