@@ -229,7 +229,7 @@ def test_one_refresh_at_a_time(server: DNSServer, clock: FakeClock) -> None:
 
 
 def test_budget_caps_queries_and_fails_fast(server: DNSServer) -> None:
-    config = k8s_config(server, upstream_qps=10, upstream_burst=10)
+    config = k8s_config(server, upstream_qps=10, upstream_burst=10, budget_wait=0)
     resolver = Resolver(config)
     outcomes: dict[str, int] = {}
     started = time.monotonic()
@@ -248,7 +248,8 @@ def test_budget_caps_queries_and_fails_fast(server: DNSServer) -> None:
 
 
 def test_budget_refill_lets_queries_through_again(server: DNSServer, clock: FakeClock) -> None:
-    resolver = Resolver(k8s_config(server, upstream_qps=1, upstream_burst=1), clock=clock)
+    config = k8s_config(server, upstream_qps=1, upstream_burst=1, budget_wait=0)
+    resolver = Resolver(config, clock=clock)
     resolver.resolve("api.example.com.")
     with pytest.raises(TemporaryFailure, match="budget"):
         resolver.resolve("dual.example.com.")
@@ -257,12 +258,91 @@ def test_budget_refill_lets_queries_through_again(server: DNSServer, clock: Fake
 
 
 def test_budget_exhausted_serves_stale(server: DNSServer, clock: FakeClock) -> None:
-    resolver = Resolver(k8s_config(server, upstream_qps=1, upstream_burst=1), clock=clock)
+    config = k8s_config(server, upstream_qps=1, upstream_burst=1, budget_wait=5, timeout=5)
+    resolver = Resolver(config, clock=clock)
     resolver.resolve("api.example.com.")
     clock.advance(61)  # the bucket refilled one token and the entry expired
     resolver.resolve("dual.example.com.")  # spends it
-    answer = resolver.resolve("api.example.com.")
+    started = time.monotonic()
+    answer = resolver.resolve("api.example.com.")  # stale on hand: no waiting
     assert answer.stale and answer.addresses == ["192.0.2.10"]
+    assert time.monotonic() - started < 4  # generous: the wait would be 1 s of budget_wait
+    assert resolver.stats().budget_waits == 0
+
+
+# -- the budget slows a burst down before it fails it (issue 8 §9) -------------
+
+
+def _burst(resolver: Resolver, names: list[str]) -> tuple[dict[str, object], list[float]]:
+    """Every name looked up at once from its own thread: outcome and time taken."""
+    outcomes: dict[str, object] = {}
+    took: list[float] = []
+    go = threading.Barrier(len(names))
+
+    def lookup(name: str) -> None:
+        go.wait()
+        started = time.monotonic()
+        try:
+            outcomes[name] = resolver.resolve(name).addresses
+        except ResolveError as exc:
+            outcomes[name] = exc
+        took.append(time.monotonic() - started)
+
+    threads = [threading.Thread(target=lookup, args=(name,)) for name in names]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes, took
+
+
+def test_a_burst_waits_for_the_budget_instead_of_failing(server: DNSServer) -> None:
+    names = [f"new{i}.example.com." for i in range(30)]
+    for i, name in enumerate(names):
+        server.add(name, "A", f"192.0.2.{i + 1}")
+    config = ResolverConfig(
+        nameservers=[server.nameserver],
+        upstream_qps=10,
+        upstream_burst=10,
+        budget_wait=3,
+        timeout=5,
+        attempts=1,
+    )
+    resolver = Resolver(config)
+    outcomes, took = _burst(resolver, names)
+    assert all(outcomes[name] == [f"192.0.2.{i + 1}"] for i, name in enumerate(names))
+    assert max(took) < 3.5  # the 30th token arrives 2 s after the 10th
+    stats = resolver.stats()
+    assert stats.budget_denied == 0
+    assert stats.budget_waits >= 15  # ~20: the bucket refills while threads start
+    assert len(server.queries) == 30
+
+
+def test_a_flood_still_sends_no_more_than_the_budget(server: DNSServer) -> None:
+    names = [f"flood{i}.example.com." for i in range(50)]
+    for name in names:
+        server.add(name, "A", "192.0.2.1")
+    sent: list[float] = []
+    config = ResolverConfig(
+        nameservers=[server.nameserver],
+        upstream_qps=10,
+        upstream_burst=10,
+        budget_wait=3,
+        timeout=5,
+        attempts=1,
+    )
+    resolver = Resolver(config, on_query=lambda *_: sent.append(time.monotonic()))
+    started = time.monotonic()
+    outcomes, took = _burst(resolver, names)
+    assert max(took) < 3.5
+    # Never more than the budget: burst + qps * elapsed, at every send.
+    for n, at in enumerate(sorted(sent), start=1):
+        assert n <= 10 + 10 * (at - started) + 1e-6
+    failed = [o for o in outcomes.values() if isinstance(o, ResolveError)]
+    assert all(isinstance(f, TemporaryFailure) and "budget" in str(f) for f in failed)
+    assert 40 <= len(outcomes) - len(failed) <= 45  # 10 now + 30 within 3 s (+ refill)
+    stats = resolver.stats()
+    assert stats.budget_denied == len(failed) and stats.budget_waits >= 25
 
 
 # -- bounded memory ---------------------------------------------------------------
@@ -272,7 +352,8 @@ def test_flood_of_random_missing_names_keeps_the_used_names(server: DNSServer) -
     names = [f"svc{i}.example.com" for i in range(100)]
     for i, name in enumerate(names):
         server.add(name, "A", f"192.0.2.{i + 1}")
-    resolver = Resolver(k8s_config(server))
+    # budget_wait=0: the flood is refused at once rather than slowed to the budget.
+    resolver = Resolver(k8s_config(server, budget_wait=0))
     expected = {name: resolver.resolve(name).addresses for name in names}
     rng = random.Random(1)
     for _ in range(100_000):
@@ -438,3 +519,47 @@ def test_memo_expires_with_the_walks_earliest_negative(clock: FakeClock) -> None
         assert server.queries[2:] == [("my-svc.ns1.ns1.svc.cluster.local.", "A")]
         resolver.resolve_addresses("my-svc.ns1", socket.AF_INET)
         assert len(server.queries) == 3
+
+
+# -- a partial failure is not memoised (issue 8 §2) -----------------------------
+
+
+def test_failed_family_is_asked_again_after_failure_recheck(
+    server: DNSServer, clock: FakeClock
+) -> None:
+    server.drop_types = {"AAAA"}
+    resolver = Resolver(
+        k8s_config(server, timeout=0.3, attempts=1, failure_recheck=1), clock=clock
+    )
+    assert resolver.resolve_addresses("dual.example.com") == ["192.0.2.11"]
+    server.drop_types = set()
+    server.clear()
+    clock.advance(0.5)  # inside failure_recheck: the memo still answers
+    assert resolver.resolve_addresses("dual.example.com") == ["192.0.2.11"]
+    assert server.queries == []
+    clock.advance(1.1)  # 1.6 s after the failure
+    assert resolver.resolve_addresses("dual.example.com") == ["192.0.2.11", "2001:db8::11"]
+    assert server.queries == [("dual.example.com.", "AAAA")]  # A is still cached
+    [_, aaaa] = resolver.lookup_addresses("dual.example.com")
+    assert aaaa.addresses == ["2001:db8::11"] and aaaa.from_cache
+
+
+def test_failed_family_is_asked_again_async(server: DNSServer, clock: FakeClock) -> None:
+    import asyncio
+
+    from safedns import AsyncResolver
+
+    server.drop_types = {"AAAA"}
+
+    async def main() -> None:
+        config = k8s_config(server, timeout=0.3, attempts=1, failure_recheck=1)
+        async with AsyncResolver(config, clock=clock) as resolver:
+            assert await resolver.resolve_addresses("dual.example.com") == ["192.0.2.11"]
+            server.drop_types = set()
+            clock.advance(1.6)
+            assert await resolver.resolve_addresses("dual.example.com") == [
+                "192.0.2.11",
+                "2001:db8::11",
+            ]
+
+    asyncio.run(main())
