@@ -40,6 +40,7 @@ from safedns._budget import TokenBucket
 from safedns._cache import DNSCache, Entry
 from safedns._config import ResolverConfig
 from safedns._exceptions import NameNotFound, TemporaryFailure
+from safedns._health import HealthLog
 from safedns._planning import encode_name, plan
 from safedns._records import Answer, Negative, Positive, Result, UpstreamFailure, interpret
 from safedns._singleflight import Flight, Flights
@@ -198,6 +199,8 @@ class Core:
     def reset_runtime(self) -> None:
         """Fresh locks and bookkeeping (after ``fork``: the parent's locks may be
         held by threads that do not exist in the child)."""
+        #: Rate-limited warnings when stale answers or budget denials begin.
+        self.health = HealthLog(clock=self.clock, name=",".join(self.config.nameservers))
         self.cache.after_fork()
         self.budget = TokenBucket(
             self.config.upstream_qps, self.config.upstream_burst, self.clock()
@@ -224,6 +227,7 @@ class Core:
 
     def serve_stale(self, entry: Entry, now: float) -> Got:
         self.counters.stale_served.inc()
+        self.health.stale_served()
         expires = now + self.config.stale_answer_ttl
         return Got(entry.result, expires, expires, True, True)
 
@@ -359,8 +363,11 @@ class Core:
         delay = self.budget.reserve(now, max_wait)
         if delay is None:
             self.counters.budget_denied.inc()
+            self.health.budget_denied()
         elif delay > 0:
             self.counters.budget_waits.inc()
+        else:
+            self.health.budget_ok()
         return delay
 
     def budget_wait(self, stale: Entry | None, remaining: float) -> float:
@@ -508,6 +515,7 @@ class Core:
             self._note_failure(key, now)
             return response
         self.failed_until.pop(key, None)
+        self.health.upstream_ok()
         # Cached under the question asked only: a CNAME chain's records
         # never answer for the names it passes through.
         return self.cache.put(qname, rdtype, result, now) or self.cache.make_entry(result, now)
