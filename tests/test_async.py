@@ -10,7 +10,7 @@ import pytest
 
 from safedns import AsyncResolver, NameNotFound, Resolver, ResolverConfig, TemporaryFailure
 from safedns.testing import DNSServer
-from tests.conftest import FakeClock, k8s_config
+from tests.conftest import FakeClock, QueryGate, k8s_config
 
 # No socket or task left behind: an unclosed one fails the test (issue 11, 4).
 pytestmark = [
@@ -55,15 +55,15 @@ def test_search_walk_negative_cache_and_both_families(server: DNSServer) -> None
 
 
 def test_a_and_aaaa_go_out_together(server: DNSServer) -> None:
-    server.delay = 0.4
+    # The gate forwards nothing until both queries are in.
+    with QueryGate(server, count=2) as gate:
 
-    async def main() -> float:
-        resolver = AsyncResolver(k8s_config(server, timeout=2))
-        started = time.monotonic()
-        await resolver.resolve_addresses("dual.example.com.")
-        return time.monotonic() - started
+        async def main() -> list[str]:
+            resolver = AsyncResolver(k8s_config(gate.nameserver, timeout=10))
+            return await resolver.resolve_addresses("dual.example.com.")
 
-    assert asyncio.run(main()) < 0.75
+        assert asyncio.run(main()) == ["192.0.2.11", "2001:db8::11"]
+    assert gate.opened and gate.received == 2
 
 
 def test_truncation_timeout_and_servfail(server: DNSServer) -> None:
@@ -132,12 +132,13 @@ def test_refresh_ahead_in_the_background(server: DNSServer, clock: FakeClock) ->
         await resolver.resolve("api.example.com")
         clock.advance(55)
         assert (await resolver.resolve("api.example.com")).ttl == 5
-        for _ in range(100):
-            if len(server.queries) == 2:
+        # Until the refresh lands the cached answer is served (TTL 5).
+        for _ in range(500):
+            if (await resolver.resolve("api.example.com")).ttl == 60:
                 break
             await asyncio.sleep(0.01)
-        await asyncio.sleep(0.05)
         assert (await resolver.resolve("api.example.com")).ttl == 60
+        assert len(server.queries) == 2
         await resolver.aclose()
 
     asyncio.run(main())

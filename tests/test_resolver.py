@@ -16,7 +16,7 @@ from safedns import (
     TemporaryFailure,
 )
 from safedns.testing import DNSServer
-from tests.conftest import FakeClock, k8s_config
+from tests.conftest import FakeClock, QueryGate, k8s_config
 
 
 def test_external_name_sends_one_query_for_a_thousand_lookups(server: DNSServer) -> None:
@@ -126,13 +126,12 @@ def test_resolve_addresses_returns_both_families(server: DNSServer) -> None:
 
 
 def test_resolve_addresses_asks_a_and_aaaa_concurrently(server: DNSServer) -> None:
-    server.delay = 0.4
-    resolver = Resolver(k8s_config(server, timeout=2.0))
-    started = time.monotonic()
-    assert resolver.resolve_addresses("dual.example.com.") == ["192.0.2.11", "2001:db8::11"]
-    elapsed = time.monotonic() - started
-    # One after the other would take 0.8 s.
-    assert elapsed < 0.75, elapsed
+    # The gate forwards nothing until both queries are in: one after the other
+    # would never open it (the first reply would be awaited first).
+    with QueryGate(server, count=2) as gate:
+        resolver = Resolver(k8s_config(gate.nameserver, timeout=10.0))
+        assert resolver.resolve_addresses("dual.example.com.") == ["192.0.2.11", "2001:db8::11"]
+    assert gate.opened and gate.received == 2
 
 
 def test_ttl_counts_down_and_expiry_asks_again(server: DNSServer, clock: FakeClock) -> None:
@@ -313,21 +312,33 @@ def test_refused_is_temporary(server: DNSServer) -> None:
         Resolver(k8s_config(server)).resolve("api.example.com")
 
 
-def test_failover_to_the_next_server_and_back_off_the_dead_one() -> None:
+def test_failover_to_the_next_server_and_back_off_the_dead_one(clock: FakeClock) -> None:
+    asked: list[str] = []
     with DNSServer() as dead, DNSServer() as alive:
         for srv in (dead, alive):
             srv.add("api.example.com", "A", "192.0.2.10", ttl=60)
             srv.add("b.example.com", "A", "192.0.2.20", ttl=60)
+            srv.add("c.example.com", "A", "192.0.2.30", ttl=60)
         dead.stop()
-        resolver = Resolver(k8s_config(dead, alive, timeout=0.2))
+        resolver = Resolver(
+            k8s_config(dead, alive, timeout=0.2),
+            clock=clock,
+            on_query=lambda server, *_: asked.append(server),
+        )
         assert resolver.resolve("api.example.com").addresses == ["192.0.2.10"]
         assert dead.queries == [("api.example.com.", "A")]
         assert alive.queries == [("api.example.com.", "A")]
-        # The dead server is skipped while it is backed off.
-        started = time.monotonic()
+        # The dead server is skipped while it is backed off (server_backoff, 30 s
+        # on the resolver's clock) ...
+        clock.advance(29)
+        asked.clear()
         assert resolver.resolve("b.example.com").addresses == ["192.0.2.20"]
-        assert time.monotonic() - started < 0.15
-        assert dead.queries == [("api.example.com.", "A")]
+        assert asked == [alive.nameserver]
+        # ... and asked first again once the back-off is over.
+        clock.advance(2)
+        asked.clear()
+        assert resolver.resolve("c.example.com").addresses == ["192.0.2.30"]
+        assert asked == [dead.nameserver, alive.nameserver]
 
 
 def test_rotate_spreads_queries_over_servers() -> None:
