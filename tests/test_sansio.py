@@ -97,7 +97,7 @@ def test_try_acquire_does_not_jump_the_queue() -> None:
 
 
 def test_budget_wait_is_validated() -> None:
-    assert ResolverConfig().budget_wait == 1.0
+    assert ResolverConfig().budget_wait == 2.0
     assert CONFIG.replace(budget_wait=0).budget_wait == 0.0
     for bad in (-1, float("inf"), "1", True):
         with pytest.raises(ValueError, match="budget_wait"):
