@@ -255,7 +255,7 @@ def test_walk_without_data_fails_with_name_not_found() -> None:
 
 
 def _answer_to(exchange: Exchange, i: int, *records: str) -> dns.message.Message:
-    response = dns.message.make_response(exchange.queries[i])
+    response = dns.message.make_response(exchange.queries[i].message())
     for line in records:
         name, ttl, rdclass, rtype, *data = line.split()
         response.answer.append(dns.rrset.from_text(name, int(ttl), rdclass, rtype, " ".join(data)))

@@ -1,18 +1,23 @@
-"""Talking to nameservers: ``Upstream`` (sockets) and ``AsyncUpstream`` (asyncio).
+"""Talking to nameservers: the exchange as a sans-I/O generator, and the two
+shells that perform its I/O, ``Upstream`` (sockets) and ``AsyncUpstream``
+(asyncio).
 
-Both make the same moves, decided by the sans-I/O ``Exchange``: every
-question of a batch goes out at once over one UDP socket per nameserver try
-(so A and AAAA travel together, as glibc sends them); a truncated answer is
-asked again over TCP once the UDP replies are in (the framing and the reply
-checks of both transports are the ``Exchange``'s, shared by both shells);
-the nameservers are walked in order (or rotated) for ``attempts`` rounds;
-the result is one response or one ``UpstreamFailure`` per question. A reply
-is accepted only if it comes from the server asked (the socket is
-connected), carries the query's ID and echoes its question; anything else,
-garbage included, is ignored.
+``_Servers.steps`` decides every move of an exchange, and ``Exchange`` holds
+its questions and validates every reply: every question of a batch goes out
+at once over one connected UDP socket per nameserver try (so A and AAAA
+travel together, as glibc sends them); a truncated answer is asked again
+over TCP with its own timeout (the shells run it after the UDP receive loop,
+or beside it, never on the UDP deadline); the nameservers are walked in
+order (or rotated) for ``attempts`` rounds; the result is one response or
+one ``UpstreamFailure`` per question. A reply is accepted only if it comes
+from the server asked (the socket is connected), carries the query's ID and
+echoes its question (checked on the wire by ``Query.answered_by`` before
+dnspython parses it); anything else, garbage included, is ignored.
 
-A nameserver that times out is skipped for ``server_backoff`` seconds while
-others answer (it is still tried when every server is backed off).
+The generator yields ``Open``, ``Send``, ``Receive``, ``StartTcp`` and
+``Finish`` commands and takes what came of each; the shells do nothing
+else. A nameserver that times out is skipped for ``server_backoff`` seconds
+while others answer (it is still tried when every server is backed off).
 """
 
 from __future__ import annotations
@@ -24,7 +29,9 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import dns.flags
 import dns.message
@@ -32,16 +39,17 @@ import dns.rcode
 
 from safedns._config import ResolverConfig
 from safedns._records import UpstreamFailure
+from safedns._wire import Query
 
-__all__ = ["AsyncUpstream", "Exchange", "QueryObserver", "Upstream"]
+__all__ = ["AsyncUpstream", "Exchange", "QueryObserver", "Upstream", "drive"]
 
+T = TypeVar("T")
 Server = tuple[str, int]
 Response = dns.message.Message | UpstreamFailure
 #: Called for every query sent: (server "host:port", qname, rdtype, "udp"|"tcp").
 QueryObserver = Callable[[str, str, str, str], None]
 
 _ANSWERS = (dns.rcode.NOERROR, dns.rcode.NXDOMAIN)
-_EDNS_PAYLOAD = 1232
 _getaddrinfo = socket.getaddrinfo  # the original, even when safedns.patch() replaced it
 
 
@@ -50,15 +58,62 @@ def server_text(server: Server) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+Reply = bytes | BaseException
+
+
+@dataclass(frozen=True, slots=True)
+class Open:
+    """Open a UDP socket connected to ``address`` (closing the one open, if
+    any). The shell answers None, or the ``OSError`` it met."""
+
+    family: int
+    address: tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Send ``datagram`` on the open socket: None, or the ``OSError`` met."""
+
+    datagram: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Receive:
+    """Wait until ``deadline`` (``time.monotonic``) for one datagram on the open
+    socket: its octets, None once the deadline passed, or the ``OSError`` met."""
+
+    deadline: float
+
+
+@dataclass(frozen=True, slots=True)
+class StartTcp:
+    """Ask question ``index`` again over TCP (``frame``: the framed query), with
+    its own ``timeout``, beside or after the UDP receive loop (the shell's
+    choice; the UDP deadline is not spent on it). The shell answers None and
+    reports the result at ``Finish``."""
+
+    index: int
+    host: str
+    port: int
+    frame: bytes
+    timeout: float
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """Close the UDP socket and complete every ``StartTcp`` of this server try;
+    answer ``[(index, reply octets or the exception met), ...]``."""
+
+
+Command = Open | Send | Receive | StartTcp | Finish
+
+
 class Exchange:
     """One batch of questions on its way through the nameservers (sans-I/O)."""
 
     def __init__(self, questions: Sequence[tuple[str, str]]) -> None:
         self.questions = list(questions)
-        self.queries = [
-            dns.message.make_query(qname, rdtype, use_edns=0, payload=_EDNS_PAYLOAD)
-            for qname, rdtype in questions
-        ]
+        self.queries = [Query(qname, rdtype) for qname, rdtype in questions]
         self.results: list[Response | None] = [None] * len(self.queries)
         self.errors = ["timed out"] * len(self.queries)
 
@@ -68,8 +123,9 @@ class Exchange:
     def start_try(self, pending: list[int]) -> dict[int, int]:
         """Give each pending query a fresh random ID; returns {id: index}."""
         waiting: dict[int, int] = {}
+        ids = iter(os.urandom(2 * len(pending) + 8))
         for i in pending:
-            qid = int.from_bytes(os.urandom(2), "big")
+            qid = next(ids, 0) << 8 | next(ids, 0)
             while qid in waiting:
                 qid = int.from_bytes(os.urandom(2), "big")
             self.queries[i].id = qid
@@ -81,12 +137,14 @@ class Exchange:
     ) -> tuple[int, dns.message.Message] | None:
         """The (index, response) a datagram answers, or None for anything that
         is not a reply to one of our waiting queries."""
+        if len(data) < 2:
+            return None
+        i = waiting.get(data[0] << 8 | data[1])
+        if i is None or not self.queries[i].answered_by(data):
+            return None
         try:
             response = dns.message.from_wire(data)
         except Exception:  # garbage on the wire is ignored, whatever it is
-            return None
-        i = waiting.get(response.id)
-        if i is None or not self.queries[i].is_response(response):
             return None
         del waiting[response.id]
         return i, response
@@ -106,7 +164,7 @@ class Exchange:
 
     def tcp_frame(self, i: int) -> bytes:
         """Question ``i`` as a TCP message: two length octets, then the wire."""
-        wire = self.queries[i].to_wire()
+        wire = self.queries[i].wire
         return struct.pack("!H", len(wire)) + wire
 
     @staticmethod
@@ -124,10 +182,21 @@ class Exchange:
         except Exception as exc:  # garbage on the wire, whatever it is
             self.fail([i], f"tcp error: malformed reply: {exc}")
             return
-        if not self.queries[i].is_response(response):
+        if not self.queries[i].answered_by(data):
             self.fail([i], "tcp error: mismatched reply")
             return
         self.accept(i, response)
+
+    def tcp_done(self, i: int, reply: Reply) -> None:
+        """Take what the TCP exchange of question ``i`` ended with: the reply's
+        octets, or the exception the shell met (a timeout, a socket error, the
+        server closing early)."""
+        if isinstance(reply, bytes):
+            self.receive_tcp(i, reply)
+        elif isinstance(reply, (TimeoutError, asyncio.TimeoutError)):
+            self.fail([i], "timed out (tcp)")
+        else:
+            self.fail([i], f"tcp error: {reply}")
 
     def accept(self, i: int, response: dns.message.Message) -> None:
         if response.rcode() in _ANSWERS:
@@ -148,12 +217,27 @@ class Exchange:
         ]
 
 
+def drive(steps: Generator[Any, Any, T], perform: Callable[[Any], Any]) -> T:
+    """Run a sans-I/O generator to its end with blocking I/O: every command
+    it yields goes to ``perform``, whose result is sent back; its return
+    value is returned."""
+    reply = None
+    while True:
+        try:
+            command = steps.send(reply)
+        except StopIteration as done:
+            result: T = done.value
+            return result
+        reply = perform(command)
+
+
 def is_truncated(response: dns.message.Message) -> bool:
     return bool(response.flags & dns.flags.TC)
 
 
 class _Servers:
-    """The nameservers of one resolver, their order and health. Thread-safe."""
+    """The nameservers of one resolver, their order and health, and the moves
+    of an exchange with them (``steps``, sans-I/O). Thread-safe."""
 
     def __init__(
         self,
@@ -169,6 +253,7 @@ class _Servers:
         self._clock = clock
         self._next = itertools.count()
         self._backoff_until: dict[Server, float] = {}
+        self._addresses: dict[Server, tuple[int, tuple[Any, ...]]] = {}
         self._lock = threading.Lock()
         self.on_query = on_query
 
@@ -178,6 +263,8 @@ class _Servers:
         if self._rotate and len(servers) > 1:
             start = next(self._next) % len(servers)
             servers = servers[start:] + servers[:start]
+        if not self._backoff_until:
+            return servers
         now = self._clock()
         with self._lock:
             sick = {s for s, until in self._backoff_until.items() if until > now}
@@ -190,6 +277,8 @@ class _Servers:
         return self.server_order() * (attempts or self._attempts)
 
     def _mark(self, server: Server, healthy: bool) -> None:
+        if healthy and server not in self._backoff_until:
+            return
         with self._lock:
             if healthy:
                 self._backoff_until.pop(server, None)
@@ -200,84 +289,155 @@ class _Servers:
         if self.on_query is not None:
             self.on_query(server_text(server), question[0], question[1], transport)
 
+    def _address(self, server: Server) -> tuple[int, tuple[Any, ...]]:
+        """(family, socket address) of ``server``, worked out once."""
+        address = self._addresses.get(server)
+        if address is None:
+            host, port = server
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            address = self._addresses[server] = (family, _sockaddr(host, port, family))
+        return address
 
-class Upstream(_Servers):
-    """Blocking sockets, for the sync resolver."""
-
-    def exchange(
+    def steps(
         self, questions: Sequence[tuple[str, str]], attempts: int | None = None
-    ) -> list[Response]:
-        """Ask every question; one result per question, in order. ``attempts``
-        (default: the config's) is how many rounds over the servers to make."""
+    ) -> Generator[Command, Any, list[Response]]:
+        """The exchange of ``questions`` with the nameservers, as a generator: it
+        yields the I/O to do (``Open``, ``Send``, ``Receive``, ``StartTcp``,
+        ``Finish``), takes what came of it, and returns one response or
+        ``UpstreamFailure`` per question, in order. ``attempts`` (default: the
+        config's) is how many rounds over the servers to make."""
         exchange = Exchange(questions)
         for server in self.rounds(attempts):
             pending = exchange.pending()
             if not pending:
                 break
-            self._try_server(server, exchange, pending)
+            yield from self._try_server(server, exchange, pending)
         return exchange.outcome()
 
-    def _try_server(self, server: Server, exchange: Exchange, pending: list[int]) -> None:
-        host, port = server
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    def _try_server(
+        self, server: Server, exchange: Exchange, pending: list[int]
+    ) -> Generator[Command, Any, None]:
+        """One try of one server: every pending question out at once over one
+        connected UDP socket, replies matched until the deadline, truncated
+        answers asked again over TCP; the server's health marked."""
+        family, address = self._address(server)
         waiting = exchange.start_try(pending)
         heard = False
-        truncated: list[int] = []
-        try:
-            with socket.socket(family, socket.SOCK_DGRAM) as sock:
-                sock.connect(_sockaddr(host, port, family))
-                for i in pending:
-                    self._observe(server, exchange.questions[i], "udp")
-                    sock.send(exchange.queries[i].to_wire())
-                deadline = time.monotonic() + self._timeout
-                while waiting:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        break
-                    sock.settimeout(remaining)
-                    try:
-                        data = sock.recv(65535)
-                    except TimeoutError:
-                        break
-                    except ConnectionRefusedError:  # ICMP port unreachable
-                        exchange.fail(list(waiting.values()), "connection refused")
-                        break
-                    received = exchange.receive(data, waiting)
-                    if received is None:
-                        continue
-                    heard = True
-                    i, needs_tcp = received
-                    if needs_tcp:
-                        truncated.append(i)
-        except OSError as exc:
-            exchange.fail(pending, f"network error: {exc.strerror or exc}")
-        # TCP retries go after the UDP receive loop, so that the other
-        # replies of the batch, already on their way, are not timed out by
-        # a slow TCP exchange (each retry has its own timeout).
-        for i in truncated:
-            self._tcp(server, exchange, i)
+        error: OSError | None = yield Open(family, address)
+        for i in pending:
+            if error is not None:
+                break
+            self._observe(server, exchange.questions[i], "udp")
+            error = yield Send(bytes(exchange.queries[i].wire))
+        deadline = time.monotonic() + self._timeout
+        while waiting and error is None:
+            event = yield Receive(deadline)
+            if event is None:
+                break
+            if isinstance(event, ConnectionRefusedError):  # ICMP port unreachable
+                exchange.fail(list(waiting.values()), "connection refused")
+                break
+            if isinstance(event, OSError):
+                error = event
+                break
+            received = exchange.receive(event, waiting)
+            if received is None:
+                continue
+            heard = True
+            i, needs_tcp = received
+            if needs_tcp:
+                self._observe(server, exchange.questions[i], "tcp")
+                yield StartTcp(i, server[0], server[1], exchange.tcp_frame(i), self._timeout)
+        if error is not None:
+            exchange.fail(pending, f"network error: {error.strerror or error}")
+        replies: list[tuple[int, Reply]] = yield Finish()
+        for i, reply in replies:
+            exchange.tcp_done(i, reply)
         self._mark(server, heard)
 
-    def _tcp(self, server: Server, exchange: Exchange, i: int) -> None:
-        """Ask question ``i`` again over TCP; the answer or the error goes
-        into ``exchange``, which validates the reply."""
-        host, port = server
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._observe(server, exchange.questions[i], "tcp")
-        deadline = time.monotonic() + self._timeout
+
+class Upstream(_Servers):
+    """Blocking sockets, for the sync resolver: performs the I/O of ``steps``.
+    TCP retries go after the UDP receive loop, so that the other replies of
+    the batch, already on their way, are not timed out by a slow TCP exchange."""
+
+    def exchange(
+        self, questions: Sequence[tuple[str, str]], attempts: int | None = None
+    ) -> list[Response]:
+        """Ask every question; one result per question, in order."""
+        with _Sockets() as io:
+            return drive(self.steps(questions, attempts), io.perform)
+
+
+class _Sockets:
+    """The blocking I/O of one exchange: one UDP socket at a time, TCP retries
+    queued until ``Finish``."""
+
+    def __init__(self) -> None:
+        self.sock: socket.socket | None = None
+        self.tcp: list[StartTcp] = []
+
+    def perform(self, command: Command) -> Any:
         try:
-            with socket.socket(family, socket.SOCK_STREAM) as sock:
-                sock.settimeout(self._timeout)
-                sock.connect(_sockaddr(host, port, family))
-                sock.sendall(exchange.tcp_frame(i))
-                length = exchange.tcp_length(_recv_exactly(sock, 2, deadline))
-                data = _recv_exactly(sock, length, deadline)
-        except TimeoutError:
-            exchange.fail([i], "timed out (tcp)")
-        except (OSError, EOFError) as exc:
-            exchange.fail([i], f"tcp error: {exc}")
-        else:
-            exchange.receive_tcp(i, data)
+            if isinstance(command, Receive):
+                assert self.sock is not None
+                return _receive(self.sock, command.deadline)
+            if isinstance(command, Send):
+                assert self.sock is not None
+                self.sock.send(command.datagram)
+            elif isinstance(command, Open):
+                self.close()
+                self.sock = socket.socket(command.family, socket.SOCK_DGRAM)
+                self.sock.connect(command.address)
+            elif isinstance(command, StartTcp):
+                self.tcp.append(command)
+            else:
+                self.close()
+                done = [(t.index, _tcp(t)) for t in self.tcp]
+                self.tcp.clear()
+                return done
+        except OSError as exc:
+            return exc
+        return None
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+    def __enter__(self) -> _Sockets:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _receive(sock: socket.socket, deadline: float) -> bytes | None:
+    """One datagram from ``sock`` by ``deadline``, or None."""
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        return None
+    sock.settimeout(remaining)
+    try:
+        return sock.recv(65535)
+    except TimeoutError:
+        return None
+
+
+def _tcp(command: StartTcp) -> Reply:
+    """One TCP exchange: the reply's octets, or the exception met."""
+    host, port = command.host, command.port
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    deadline = time.monotonic() + command.timeout
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.settimeout(command.timeout)
+            sock.connect(_sockaddr(host, port, family))
+            sock.sendall(command.frame)
+            length = Exchange.tcp_length(_recv_exactly(sock, 2, deadline))
+            return _recv_exactly(sock, length, deadline)
+    except (OSError, EOFError) as exc:
+        return exc
 
 
 def _recv_exactly(sock: socket.socket, size: int, deadline: float) -> bytes:
@@ -309,103 +469,110 @@ class _DatagramQueue(asyncio.DatagramProtocol):
 
 
 class AsyncUpstream(_Servers):
-    """asyncio transports, for ``AsyncResolver``; the same moves as ``Upstream``."""
+    """asyncio transports, for ``AsyncResolver``: performs the I/O of ``steps``.
+    TCP retries run as tasks beside the UDP receive loop."""
 
     async def exchange(
         self, questions: Sequence[tuple[str, str]], attempts: int | None = None
     ) -> list[Response]:
-        exchange = Exchange(questions)
-        for server in self.rounds(attempts):
-            pending = exchange.pending()
-            if not pending:
-                break
-            await self._try_server(server, exchange, pending)
-        return exchange.outcome()
-
-    async def _try_server(self, server: Server, exchange: Exchange, pending: list[int]) -> None:
-        host, port = server
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        waiting = exchange.start_try(pending)
-        heard = False
-        loop = asyncio.get_running_loop()
-        transport: asyncio.DatagramTransport | None = None
-        # TCP retries run beside the UDP receive loop (each with its own
-        # timeout), so replies already on their way are still accepted.
-        retries: list[asyncio.Task[None]] = []
+        steps = self.steps(questions, attempts)
+        io = _Transports(asyncio.get_running_loop())
         try:
-            transport, protocol = await loop.create_datagram_endpoint(
-                _DatagramQueue,
-                remote_addr=_sockaddr(host, port, family),  # type: ignore[arg-type]
-                family=family,
-            )
-            for i in pending:
-                self._observe(server, exchange.questions[i], "udp")
-                transport.sendto(exchange.queries[i].to_wire())
-            deadline = time.monotonic() + self._timeout
-            while waiting:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                try:
-                    data = await asyncio.wait_for(protocol.queue.get(), remaining)
-                except asyncio.TimeoutError:
-                    break
-                if isinstance(data, ConnectionRefusedError):
-                    exchange.fail(list(waiting.values()), "connection refused")
-                    break
-                if isinstance(data, OSError):
-                    continue
-                received = exchange.receive(data, waiting)
-                if received is None:
-                    continue
-                heard = True
-                i, needs_tcp = received
-                if needs_tcp:
-                    retries.append(loop.create_task(self._tcp(server, exchange, i)))
-            if transport is not None:
-                transport.close()
-                transport = None
-            if retries:
-                await asyncio.gather(*retries)
-        except OSError as exc:
-            exchange.fail(pending, f"network error: {exc.strerror or exc}")
+            command = next(steps)
+            while True:
+                command = steps.send(await io.perform(command))
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
         finally:
-            if transport is not None:
-                transport.close()
-            unfinished = [task for task in retries if not task.done()]
-            for task in unfinished:
-                task.cancel()
-            if unfinished:
-                # Cancelled ourselves: let the retries close their sockets.
-                await asyncio.wait(unfinished)
-        self._mark(server, heard)
+            await io.aclose()
 
-    async def _tcp(self, server: Server, exchange: Exchange, i: int) -> None:
-        """Ask question ``i`` again over TCP, as ``Upstream._tcp`` does."""
-        host, port = server
-        self._observe(server, exchange.questions[i], "tcp")
-        writer: asyncio.StreamWriter | None = None
-        deadline = time.monotonic() + self._timeout
 
-        def left() -> float:
-            return max(0.0, deadline - time.monotonic())
+class _Transports:
+    """The asyncio I/O of one exchange: one datagram endpoint at a time, TCP
+    retries as tasks, collected at ``Finish``."""
 
-        try:
-            reader, stream = await asyncio.wait_for(asyncio.open_connection(host, port), left())
-            writer = stream
-            stream.write(exchange.tcp_frame(i))
-            await asyncio.wait_for(stream.drain(), left())
-            header = await asyncio.wait_for(reader.readexactly(2), left())
-            data = await asyncio.wait_for(reader.readexactly(exchange.tcp_length(header)), left())
-        except (asyncio.TimeoutError, TimeoutError):
-            exchange.fail([i], "timed out (tcp)")
-        except (OSError, EOFError, asyncio.IncompleteReadError) as exc:
-            exchange.fail([i], f"tcp error: {exc}")
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.transport: asyncio.DatagramTransport | None = None
+        self.queue: asyncio.Queue[bytes | OSError] = asyncio.Queue()
+        self.tcp: list[tuple[int, asyncio.Task[Reply]]] = []
+
+    async def perform(self, command: Command) -> Any:
+        if isinstance(command, Receive):
+            return await _next_datagram(self.queue, command.deadline)
+        if isinstance(command, Send):
+            assert self.transport is not None
+            self.transport.sendto(command.datagram)
+        elif isinstance(command, Open):
+            self.close()
+            try:
+                self.transport, protocol = await self.loop.create_datagram_endpoint(
+                    _DatagramQueue, remote_addr=command.address, family=command.family
+                )
+            except OSError as exc:
+                return exc
+            self.queue = protocol.queue
+        elif isinstance(command, StartTcp):
+            self.tcp.append((command.index, self.loop.create_task(_tcp_async(command))))
         else:
-            exchange.receive_tcp(i, data)
-        finally:
-            if writer is not None:
-                writer.close()
+            self.close()
+            done = [(i, await task) for i, task in self.tcp]
+            self.tcp.clear()
+            return done
+        return None
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+            self.transport = None
+
+    async def aclose(self) -> None:
+        self.close()
+        unfinished = [task for _, task in self.tcp if not task.done()]
+        for task in unfinished:
+            task.cancel()
+        if unfinished:
+            # Cancelled ourselves: let the retries close their sockets.
+            await asyncio.wait(unfinished)
+
+
+async def _next_datagram(
+    queue: asyncio.Queue[bytes | OSError], deadline: float
+) -> bytes | OSError | None:
+    """One datagram (or socket error) from ``queue`` by ``deadline``, or None."""
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        return None
+    if not queue.empty():
+        return queue.get_nowait()
+    try:
+        return await asyncio.wait_for(queue.get(), remaining)
+    except asyncio.TimeoutError:
+        return None
+
+
+async def _tcp_async(command: StartTcp) -> Reply:
+    """One TCP exchange on asyncio streams: the reply's octets, or the
+    exception met (as ``_tcp`` does with a blocking socket)."""
+    writer: asyncio.StreamWriter | None = None
+    deadline = time.monotonic() + command.timeout
+
+    def left() -> float:
+        return max(0.0, deadline - time.monotonic())
+
+    try:
+        opening = asyncio.open_connection(command.host, command.port)
+        reader, stream = await asyncio.wait_for(opening, left())
+        writer = stream
+        stream.write(command.frame)
+        await asyncio.wait_for(stream.drain(), left())
+        header = await asyncio.wait_for(reader.readexactly(2), left())
+        return await asyncio.wait_for(reader.readexactly(Exchange.tcp_length(header)), left())
+    except (asyncio.TimeoutError, OSError, EOFError) as exc:
+        return exc
+    finally:
+        if writer is not None:
+            writer.close()
 
 
 def _sockaddr(host: str, port: int, family: int) -> tuple[str, int] | tuple[str, int, int, int]:
