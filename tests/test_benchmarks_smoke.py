@@ -31,6 +31,7 @@ SCENARIOS = (
     "scale_flood",
     "httpx_bench",
     "negative_cache",
+    "miss_path",
 )
 
 
@@ -135,6 +136,17 @@ def test_other_scenarios_have_their_figures(tiny: dict[str, Any]) -> None:
     if scenarios["httpx_bench"]["status"] == "ok":
         plain = scenarios["httpx_bench"]["peers"]["httpx"]
         assert _number(plain["rps_close"]) and _number(plain["queries_per_10k_close"])
+
+
+def test_miss_path_has_safedns_and_dnspython_side_by_side(tiny: dict[str, Any]) -> None:
+    scenario = tiny["scenarios"]["miss_path"]
+    peers = scenario["peers"]
+    for peer in ("safedns-resolve", "dnspython"):
+        assert peers[peer]["status"] == "ok", peers[peer]
+        assert _number(peers[peer]["median_ns"]) and peers[peer]["median_ns"] > 0
+        assert peers[peer]["batches"] >= 2
+    assert _number(peers["dnspython"]["ratios_vs_reference"]["median_ns"])
+    assert any("dnspython" in g["goal"] for g in scenario["goals"])
 
 
 def test_markdown_page_has_tables_reproduction_and_machine(tiny: dict[str, Any]) -> None:
