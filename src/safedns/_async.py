@@ -12,27 +12,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import socket
 import time
 import weakref
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Generator
+from typing import TypeVar
 
 from safedns._cache import Entry
 from safedns._config import ResolverConfig
-from safedns._core import Ask, Core, Key, Outcome, Walk, family_types, rdtype_text
+from safedns._core import Ask, Core, Key, Outcome, QueryObserver
+from safedns._fork import reset_in_child
 from safedns._records import Answer
 from safedns._resolver import Resolver
 from safedns._singleflight import AsyncFlight, Flights
 from safedns._stats import Stats
-from safedns._upstream import AsyncUpstream, QueryObserver
+from safedns._upstream import AsyncUpstream
 
 __all__ = ["AsyncResolver"]
 
 _Flights = Flights[Key, AsyncFlight[Entry]]
 _Batch = list[tuple[Key, AsyncFlight[Entry]]]
-
-_all_resolvers: weakref.WeakSet[AsyncResolver] = weakref.WeakSet()
+T = TypeVar("T")
 
 
 class AsyncResolver:
@@ -63,11 +63,12 @@ class AsyncResolver:
         self._on_query = on_query
         self._init_runtime()
         self._closed = False
-        _all_resolvers.add(self)
+        reset_in_child(self, AsyncResolver._after_fork)
 
     def _init_runtime(self) -> None:
         """Sockets, flights, tasks: what a forked child must not inherit."""
-        self._upstream = AsyncUpstream(self.config, self._clock, on_query=self._observe)
+        observe = self._core.observer(self._on_query)
+        self._upstream = AsyncUpstream(self.config, self._clock, on_query=observe)
         # Flights are futures of one event loop: one table per loop.
         self._flights: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Flights] = (
             weakref.WeakKeyDictionary()
@@ -95,12 +96,7 @@ class AsyncResolver:
         answer = self._core.hit(name, rdtype)
         if answer is not None:
             return answer
-        self._core.counters.lookups.inc()
-        text = rdtype_text(rdtype)
-        special = self._core.special_answers(name, (text,))
-        if special is not None:
-            return special[0]
-        return self._core.remember(name, rdtype, await self._walk(name, (text,)))
+        return await self._run(self._core.lookup(name, rdtype, time.monotonic()))
 
     async def resolve_addresses(
         self, name: str | bytes, family: int = socket.AF_UNSPEC
@@ -109,8 +105,8 @@ class AsyncResolver:
         memo = self._core.address_hit(name, family)
         if memo is not None:
             return memo.addresses
-        answers = await self._lookup_addresses(name, family)
-        return [a for answer in answers for a in answer.addresses]
+        steps = self._core.lookup_addresses(name, family, time.monotonic())
+        return [a for answer in await self._run(steps) for a in answer.addresses]
 
     async def lookup_addresses(
         self, name: str | bytes, family: int = socket.AF_UNSPEC
@@ -119,21 +115,9 @@ class AsyncResolver:
         memo = self._core.address_hit(name, family)
         if memo is not None:
             return list(memo.answers)
-        return await self._lookup_addresses(name, family, local=False)
-
-    async def _lookup_addresses(
-        self, name: str | bytes, family: int, *, local: bool = True
-    ) -> list[Answer]:
-        rdtypes = family_types(family)
-        self._core.counters.lookups.inc()
-        literal = self._core.literal_answers(name, family)
-        if literal is not None:
-            return literal
-        if local:
-            special = self._core.special_answers(name, rdtypes)
-            if special is not None:
-                return special
-        return self._core.remember_addresses(name, family, await self._walk(name, rdtypes))
+        return await self._run(
+            self._core.lookup_addresses(name, family, time.monotonic(), local=False)
+        )
 
     def stats(self) -> Stats:
         return self._core.stats()
@@ -161,17 +145,15 @@ class AsyncResolver:
 
     # -- I/O -------------------------------------------------------------------
 
-    async def _walk(self, name: str | bytes, rdtypes: Sequence[str]) -> Walk:
-        """Run the core's walk: it decides, this shell answers its asks."""
-        steps = self._core.walk(name, rdtypes, time.monotonic())
-        ask = next(steps)
-        while True:
-            outcomes = await self._ask(ask)
-            try:
-                ask = steps.send(outcomes)
-            except StopIteration as done:
-                walk: Walk = done.value
-                return walk
+    async def _run(self, steps: Generator[Ask, list[Outcome], T]) -> T:
+        """Run one of the core's lookups: it decides, this shell answers its asks."""
+        try:
+            ask = next(steps)
+            while True:
+                ask = steps.send(await self._ask(ask))
+        except StopIteration as done:
+            result: T = done.value
+            return result
 
     def _loop_flights(self) -> _Flights:
         loop = asyncio.get_running_loop()
@@ -244,17 +226,3 @@ class AsyncResolver:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
-
-    def _observe(self, server: str, qname: str, rdtype: str, transport: str) -> None:
-        self._core.counters.upstream_queries.inc()
-        if self._on_query is not None:
-            self._on_query(server, qname, rdtype, transport)
-
-
-def _reinit_after_fork() -> None:
-    for resolver in list(_all_resolvers):
-        resolver._after_fork()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reinit_after_fork)

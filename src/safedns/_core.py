@@ -55,12 +55,17 @@ __all__ = [
     "Key",
     "Lead",
     "Outcome",
+    "QueryObserver",
     "Walk",
+    "drive",
     "rdtype_text",
 ]
 
 Key = tuple[str, str]
 F = TypeVar("F", bound=Flight[Any])
+T = TypeVar("T")
+#: Called for every query sent: (server "host:port", qname, rdtype, "udp"|"tcp").
+QueryObserver = Callable[[str, str, str, str], None]
 
 FAMILY_TYPES: dict[int, tuple[str, ...]] = {
     socket.AF_UNSPEC: ("A", "AAAA"),
@@ -600,6 +605,65 @@ class Core:
     def stats(self) -> Stats:
         positive, negative = self.cache.sizes()
         return self.counters.snapshot(positive, negative)
+
+    def observer(self, on_query: QueryObserver | None) -> QueryObserver:
+        """What a shell's upstream calls for every query sent: counted in
+        ``upstream_queries``, then passed on to the caller's ``on_query``."""
+        count = self.counters.upstream_queries.inc
+
+        def observe(server: str, qname: str, rdtype: str, transport: str) -> None:
+            count()
+            if on_query is not None:
+                on_query(server, qname, rdtype, transport)
+
+        return observe
+
+    # -- lookups, as the shells run them ---------------------------------------
+
+    def lookup(
+        self, name: str | bytes, rdtype: str, started: float
+    ) -> Generator[Ask, list[Outcome], Answer]:
+        """``resolve(name, rdtype)`` once the memo missed: RFC 6761 names
+        answered here, else the walk (see ``walk``; ``started``: real time)."""
+        self.counters.lookups.inc()
+        text = rdtype_text(rdtype)
+        special = self.special_answers(name, (text,))
+        if special is not None:
+            return special[0]
+        walk = yield from self.walk(name, (text,), started)
+        return self.remember(name, rdtype, walk)
+
+    def lookup_addresses(
+        self, name: str | bytes, family: int, started: float, *, local: bool = True
+    ) -> Generator[Ask, list[Outcome], list[Answer]]:
+        """An address lookup once the memo missed: an IP address answers
+        itself, RFC 6761 names are answered here (unless ``local`` is False,
+        as for the drop-in, which leaves them to the hosts file), else the walk."""
+        rdtypes = family_types(family)
+        self.counters.lookups.inc()
+        literal = self.literal_answers(name, family)
+        if literal is not None:
+            return literal
+        if local:
+            special = self.special_answers(name, rdtypes)
+            if special is not None:
+                return special
+        walk = yield from self.walk(name, rdtypes, started)
+        return self.remember_addresses(name, family, walk)
+
+
+def drive(steps: Generator[Any, Any, T], perform: Callable[[Any], Any]) -> T:
+    """Run a sans-I/O generator to its end with blocking I/O: every command
+    it yields goes to ``perform``, whose result is sent back; its return
+    value is returned."""
+    reply = None
+    while True:
+        try:
+            command = steps.send(reply)
+        except StopIteration as done:
+            result: T = done.value
+            return result
+        reply = perform(command)
 
 
 def _bounded_put(table: dict[Any, Any], key: object, value: object, limit: int) -> None:

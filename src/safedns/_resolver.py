@@ -8,27 +8,24 @@ same shell for asyncio.
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 import time
-import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from safedns._cache import Entry
 from safedns._config import ResolverConfig
-from safedns._core import Ask, Core, Key, Outcome, Walk, family_types, rdtype_text
+from safedns._core import Ask, Core, Key, Outcome, QueryObserver, drive
+from safedns._fork import reset_in_child
 from safedns._records import Answer, UpstreamFailure
 from safedns._singleflight import Flights, ThreadFlight
 from safedns._stats import Stats
-from safedns._upstream import QueryObserver, Upstream
+from safedns._upstream import Upstream
 
 __all__ = ["Resolver"]
 
 _Batch = list[tuple[Key, ThreadFlight[Entry]]]
-
-_all_resolvers: weakref.WeakSet[Resolver] = weakref.WeakSet()
 
 
 class Resolver:
@@ -53,12 +50,13 @@ class Resolver:
         self._on_query = on_query
         self._core = Core(self.config, clock)
         self._init_runtime()
-        _all_resolvers.add(self)
+        reset_in_child(self, Resolver._after_fork)
 
     def _init_runtime(self) -> None:
         """Flights, sockets, threads: what a forked child must not inherit."""
         self._flights: Flights[Key, ThreadFlight[Entry]] = Flights(ThreadFlight)
-        self._upstream = Upstream(self.config, self._clock, on_query=self._observe)
+        observe = self._core.observer(self._on_query)
+        self._upstream = Upstream(self.config, self._clock, on_query=observe)
         self._executor: ThreadPoolExecutor | None = None
         self._executor_lock = threading.Lock()
         self._closed = False
@@ -77,12 +75,7 @@ class Resolver:
         answer = self._core.hit(name, rdtype)
         if answer is not None:
             return answer
-        self._core.counters.lookups.inc()
-        text = rdtype_text(rdtype)
-        special = self._core.special_answers(name, (text,))
-        if special is not None:
-            return special[0]
-        return self._core.remember(name, rdtype, self._walk(name, (text,)))
+        return drive(self._core.lookup(name, rdtype, time.monotonic()), self._ask)
 
     def resolve_addresses(self, name: str | bytes, family: int = socket.AF_UNSPEC) -> list[str]:
         """The addresses of ``name``: A and AAAA asked together (``AF_UNSPEC``),
@@ -90,7 +83,8 @@ class Resolver:
         memo = self._core.address_hit(name, family)
         if memo is not None:
             return memo.addresses
-        return [a for answer in self._lookup_addresses(name, family) for a in answer.addresses]
+        answers = drive(self._core.lookup_addresses(name, family, time.monotonic()), self._ask)
+        return [a for answer in answers for a in answer.addresses]
 
     def lookup_addresses(self, name: str | bytes, family: int = socket.AF_UNSPEC) -> list[Answer]:
         """Like ``resolve_addresses`` but returns the ``Answer`` of each type that
@@ -102,21 +96,8 @@ class Resolver:
         memo = self._core.address_hit(name, family)
         if memo is not None:
             return list(memo.answers)
-        return self._lookup_addresses(name, family, local=False)
-
-    def _lookup_addresses(
-        self, name: str | bytes, family: int, *, local: bool = True
-    ) -> list[Answer]:
-        rdtypes = family_types(family)
-        self._core.counters.lookups.inc()
-        literal = self._core.literal_answers(name, family)
-        if literal is not None:
-            return literal
-        if local:
-            special = self._core.special_answers(name, rdtypes)
-            if special is not None:
-                return special
-        return self._core.remember_addresses(name, family, self._walk(name, rdtypes))
+        steps = self._core.lookup_addresses(name, family, time.monotonic(), local=False)
+        return drive(steps, self._ask)
 
     def stats(self) -> Stats:
         return self._core.stats()
@@ -145,19 +126,9 @@ class Resolver:
 
     # -- I/O -------------------------------------------------------------------
 
-    def _walk(self, name: str | bytes, rdtypes: Sequence[str]) -> Walk:
-        """Run the core's walk: it decides, this shell answers its asks."""
-        steps = self._core.walk(name, rdtypes, time.monotonic())
-        ask = next(steps)
-        while True:
-            try:
-                ask = steps.send(self._ask(ask))
-            except StopIteration as done:
-                walk: Walk = done.value
-                return walk
-
     def _ask(self, ask: Ask) -> list[Outcome]:
-        """One outcome per question, from the cache, another caller's flight,
+        """The core's lookups decide (``drive`` runs them); this answers their
+        asks: one outcome per question, from the cache, another caller's flight,
         or upstream (every question this call leads goes out together)."""
         core = self._core
         batch = core.sort(ask.questions, self._flights, self._clock(), time.monotonic())
@@ -222,17 +193,3 @@ class Resolver:
             except RuntimeError:  # interpreter shutting down
                 return False
         return True
-
-    def _observe(self, server: str, qname: str, rdtype: str, transport: str) -> None:
-        self._core.counters.upstream_queries.inc()
-        if self._on_query is not None:
-            self._on_query(server, qname, rdtype, transport)
-
-
-def _reinit_after_fork() -> None:
-    for resolver in list(_all_resolvers):
-        resolver._after_fork()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reinit_after_fork)

@@ -31,23 +31,21 @@ import threading
 import time
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import dns.flags
 import dns.message
 import dns.rcode
 
 from safedns._config import ResolverConfig
+from safedns._core import QueryObserver, drive
 from safedns._records import UpstreamFailure
 from safedns._wire import Query
 
-__all__ = ["AsyncUpstream", "Exchange", "QueryObserver", "Upstream", "drive"]
+__all__ = ["AsyncUpstream", "Exchange", "QueryObserver", "Upstream"]
 
-T = TypeVar("T")
 Server = tuple[str, int]
 Response = dns.message.Message | UpstreamFailure
-#: Called for every query sent: (server "host:port", qname, rdtype, "udp"|"tcp").
-QueryObserver = Callable[[str, str, str, str], None]
 
 _ANSWERS = (dns.rcode.NOERROR, dns.rcode.NXDOMAIN)
 _getaddrinfo = socket.getaddrinfo  # the original, even when safedns.patch() replaced it
@@ -215,20 +213,6 @@ class Exchange:
             r if r is not None else UpstreamFailure(self.errors[i])
             for i, r in enumerate(self.results)
         ]
-
-
-def drive(steps: Generator[Any, Any, T], perform: Callable[[Any], Any]) -> T:
-    """Run a sans-I/O generator to its end with blocking I/O: every command
-    it yields goes to ``perform``, whose result is sent back; its return
-    value is returned."""
-    reply = None
-    while True:
-        try:
-            command = steps.send(reply)
-        except StopIteration as done:
-            result: T = done.value
-            return result
-        reply = perform(command)
 
 
 def is_truncated(response: dns.message.Message) -> bool:
