@@ -244,9 +244,7 @@ class Core:
             return None
         if answer is None or self.clock() >= answer._refresh_at:
             return None
-        counters = self.counters
-        counters.lookups.inc()
-        counters.cache_hits.inc()
+        self.counters.memo_hits.inc()
         return answer
 
     def address_hit(self, name: object, family: int) -> AddressMemo | None:
@@ -257,9 +255,7 @@ class Core:
             return None
         if memo is None or self.clock() >= memo.refresh_at:
             return None
-        counters = self.counters
-        counters.lookups.inc()
-        counters.cache_hits.inc()
+        self.counters.memo_hits.inc()
         return memo
 
     def literal_answers(self, name: object, family: int) -> list[Answer] | None:
