@@ -254,6 +254,30 @@ def test_async_flight_wakes_tasks() -> None:
     assert asyncio.run(main()) == [None, None, None]
 
 
+def test_async_flight_waits_end_on_landing_timeout_or_own_cancel_only() -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        flight: AsyncFlight[str] = AsyncFlight(0.0, loop)
+        # A thousand followers with one timeout: each has its own future, and
+        # cancelling some never disturbs the flight or the others.
+        waits = [flight.wait(60.0) for _ in range(1000)]
+        assert len({id(w) for w in waits}) == 1000
+        for w in waits[:10]:
+            w.cancel()
+        started = loop.time()
+        short = flight.wait(0.05)
+        await short  # the timeout ends it; the flight is still in the air
+        assert loop.time() - started >= 0.05 - 1e-6 and not flight.landed
+        assert not any(w.done() for w in waits[10:])
+        flight.land("answer", None)
+        await asyncio.gather(*waits[10:])
+        assert all(w.cancelled() for w in waits[:10]) and flight.result == "answer"
+        # Once landed (or with no time left) a wait is over at once.
+        assert flight.wait(60.0).done() and AsyncFlight(0.0, loop).wait(0.0).done()
+
+    asyncio.run(main())
+
+
 def test_cache_keeps_existence_consistent(clock: FakeClock) -> None:
     cache = DNSCache(CONFIG, clock)
     cache.put("a.", "AAAA", Negative(True, "a.", 30), clock())

@@ -188,7 +188,7 @@ class AsyncResolver:
         for i, flight in batch.followed:
             if not flight.landed:
                 timeout = core.follow_timeout(flight, batch.stale[i], ask, time.monotonic())
-                await asyncio.wait({flight.future}, timeout=timeout)
+                await flight.wait(timeout)
         return core.settle_batch(batch)
 
     async def _exchange(

@@ -11,6 +11,7 @@ future, for ``AsyncResolver``). The bookkeeping is the same for both.
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
@@ -72,13 +73,26 @@ class ThreadFlight(Flight[T]):
 
 
 class AsyncFlight(Flight[T]):
-    """A flight that tasks of one event loop wait for."""
+    """A flight that tasks of one event loop wait for.
 
-    __slots__ = ("future",)
+    ``future`` is done once the flight lands. Followers ``await wait(timeout)``:
+    each gets a future of its own (cancelling one follower cancels only its
+    wait, never the flight nor the others), and followers whose timeouts end
+    within the same ``TIMER_GRAIN`` seconds share one timer, so a burst of a
+    thousand followers costs a few timers, not a task and a timer each."""
+
+    __slots__ = ("_loop", "_timers", "_waiters", "future")
+
+    #: Timeouts are rounded up to this many seconds to share timers.
+    TIMER_GRAIN = 0.005
 
     def __init__(self, started: float, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(started)
+        self._loop = loop
         self.future: asyncio.Future[None] = loop.create_future()
+        self._waiters: list[asyncio.Future[None]] = []
+        #: One timer per rounded deadline, and the waiters it wakes.
+        self._timers: dict[float, tuple[asyncio.TimerHandle, list[asyncio.Future[None]]]] = {}
 
     @property
     def landed(self) -> bool:
@@ -86,6 +100,36 @@ class AsyncFlight(Flight[T]):
 
     def _wake(self) -> None:
         self.future.set_result(None)
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._waiters.clear()
+        for handle, _ in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+
+    def wait(self, timeout: float) -> asyncio.Future[None]:
+        """A future done when the flight lands or about ``timeout`` seconds
+        pass (at most ``TIMER_GRAIN`` later), whichever comes first."""
+        waiter = self._loop.create_future()
+        if self.landed or timeout <= 0:
+            waiter.set_result(None)
+            return waiter
+        self._waiters.append(waiter)
+        grain = self.TIMER_GRAIN
+        when = math.ceil((self._loop.time() + timeout) / grain) * grain
+        shared = self._timers.get(when)
+        if shared is None:
+            handle = self._loop.call_at(when, self._expire, when)
+            shared = self._timers[when] = (handle, [])
+        shared[1].append(waiter)
+        return waiter
+
+    def _expire(self, when: float) -> None:
+        _, waiters = self._timers.pop(when, (None, []))
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
 
 F = TypeVar("F", bound=Flight[Any])
