@@ -45,6 +45,7 @@ from safedns._planning import encode_name, plan
 from safedns._records import Answer, Negative, Positive, Result, UpstreamFailure, interpret
 from safedns._singleflight import Flight, Flights
 from safedns._stats import Counters, Stats
+from safedns._wire import WireReply
 
 __all__ = [
     "FAMILY_TYPES",
@@ -466,7 +467,7 @@ class Core:
         self,
         flights: Flights[Key, F],
         send: Sequence[tuple[Key, F]],
-        responses: Sequence[dns.message.Message | UpstreamFailure],
+        responses: Sequence[dns.message.Message | WireReply | UpstreamFailure],
     ) -> None:
         """Record what upstream said for each question and land its flight."""
         now = self.clock()
@@ -502,11 +503,14 @@ class Core:
         return flight
 
     def record(
-        self, key: Key, response: dns.message.Message | UpstreamFailure, now: float
+        self, key: Key, response: dns.message.Message | WireReply | UpstreamFailure, now: float
     ) -> Entry | UpstreamFailure:
-        """Interpret and cache what upstream said about ``key``."""
+        """Interpret and cache what upstream said about ``key`` (a reply read
+        off the wire comes interpreted already)."""
         qname, rdtype = key
-        if not isinstance(response, UpstreamFailure):
+        if isinstance(response, WireReply):
+            result = response.result
+        elif not isinstance(response, UpstreamFailure):
             try:
                 result = interpret(response, qname, rdtype)
             except UpstreamFailure as failure:

@@ -40,12 +40,14 @@ import dns.rcode
 from safedns._config import ResolverConfig
 from safedns._core import QueryObserver, drive
 from safedns._records import UpstreamFailure
-from safedns._wire import Query
+from safedns._wire import Query, WireReply, read_reply
 
 __all__ = ["AsyncUpstream", "Exchange", "QueryObserver", "Upstream"]
 
 Server = tuple[str, int]
-Response = dns.message.Message | UpstreamFailure
+#: A reply as dnspython parsed it, or as ``read_reply`` read it.
+Reply = dns.message.Message | WireReply
+Response = Reply | UpstreamFailure
 
 _ANSWERS = (dns.rcode.NOERROR, dns.rcode.NXDOMAIN)
 _getaddrinfo = socket.getaddrinfo  # the original, even when safedns.patch() replaced it
@@ -56,7 +58,8 @@ def server_text(server: Server) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-Reply = bytes | BaseException
+#: What a shell's TCP exchange ended with: the reply's octets, or the exception met.
+TcpResult = bytes | BaseException
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,21 +133,21 @@ class Exchange:
             waiting[qid] = i
         return waiting
 
-    def match(
-        self, data: bytes, waiting: dict[int, int]
-    ) -> tuple[int, dns.message.Message] | None:
+    def match(self, data: bytes, waiting: dict[int, int]) -> tuple[int, Reply] | None:
         """The (index, response) a datagram answers, or None for anything that
-        is not a reply to one of our waiting queries."""
+        is not a reply to one of our waiting queries. The common replies are
+        read straight off the wire (``read_reply``), the others by dnspython."""
         if len(data) < 2:
             return None
-        i = waiting.get(data[0] << 8 | data[1])
+        qid = data[0] << 8 | data[1]
+        i = waiting.get(qid)
         if i is None or not self.queries[i].answered_by(data):
             return None
-        try:
-            response = dns.message.from_wire(data)
-        except Exception:  # garbage on the wire is ignored, whatever it is
+        qname, rdtype = self.questions[i]
+        response: Reply | None = read_reply(data, qname, rdtype) or _parse(data)
+        if response is None:
             return None
-        del waiting[response.id]
+        del waiting[qid]
         return i, response
 
     def receive(self, data: bytes, waiting: dict[int, int]) -> tuple[int, bool] | None:
@@ -185,7 +188,7 @@ class Exchange:
             return
         self.accept(i, response)
 
-    def tcp_done(self, i: int, reply: Reply) -> None:
+    def tcp_done(self, i: int, reply: TcpResult) -> None:
         """Take what the TCP exchange of question ``i`` ended with: the reply's
         octets, or the exception the shell met (a timeout, a socket error, the
         server closing early)."""
@@ -196,7 +199,7 @@ class Exchange:
         else:
             self.fail([i], f"tcp error: {reply}")
 
-    def accept(self, i: int, response: dns.message.Message) -> None:
+    def accept(self, i: int, response: Reply) -> None:
         if response.rcode() in _ANSWERS:
             self.results[i] = response
         else:
@@ -215,8 +218,15 @@ class Exchange:
         ]
 
 
-def is_truncated(response: dns.message.Message) -> bool:
+def is_truncated(response: Reply) -> bool:
     return bool(response.flags & dns.flags.TC)
+
+
+def _parse(data: bytes) -> dns.message.Message | None:
+    try:
+        return dns.message.from_wire(data)
+    except Exception:  # garbage on the wire is ignored, whatever it is
+        return None
 
 
 class _Servers:
@@ -334,7 +344,7 @@ class _Servers:
                 yield StartTcp(i, server[0], server[1], exchange.tcp_frame(i), self._timeout)
         if error is not None:
             exchange.fail(pending, f"network error: {error.strerror or error}")
-        replies: list[tuple[int, Reply]] = yield Finish()
+        replies: list[tuple[int, TcpResult]] = yield Finish()
         for i, reply in replies:
             exchange.tcp_done(i, reply)
         self._mark(server, heard)
@@ -408,7 +418,7 @@ def _receive(sock: socket.socket, deadline: float) -> bytes | None:
         return None
 
 
-def _tcp(command: StartTcp) -> Reply:
+def _tcp(command: StartTcp) -> TcpResult:
     """One TCP exchange: the reply's octets, or the exception met."""
     host, port = command.host, command.port
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -479,7 +489,7 @@ class _Transports:
         self.loop = loop
         self.transport: asyncio.DatagramTransport | None = None
         self.queue: asyncio.Queue[bytes | OSError] = asyncio.Queue()
-        self.tcp: list[tuple[int, asyncio.Task[Reply]]] = []
+        self.tcp: list[tuple[int, asyncio.Task[TcpResult]]] = []
 
     async def perform(self, command: Command) -> Any:
         if isinstance(command, Receive):
@@ -535,7 +545,7 @@ async def _next_datagram(
         return None
 
 
-async def _tcp_async(command: StartTcp) -> Reply:
+async def _tcp_async(command: StartTcp) -> TcpResult:
     """One TCP exchange on asyncio streams: the reply's octets, or the
     exception met (as ``_tcp`` does with a blocking socket)."""
     writer: asyncio.StreamWriter | None = None

@@ -15,11 +15,15 @@ from __future__ import annotations
 
 import re
 
+import dns.ipv6
 import dns.message
 import dns.name
+import dns.rcode
 import dns.rdatatype
 
-__all__ = ["EDNS_PAYLOAD", "Query"]
+from safedns._records import Negative, Positive
+
+__all__ = ["EDNS_PAYLOAD", "Query", "WireReply", "read_reply"]
 
 EDNS_PAYLOAD = 1232
 
@@ -104,3 +108,200 @@ class Query:
             and data[end : end + 4] == self._tail
             and data[12:end].lower() == self._name
         )
+
+
+# -- replies -----------------------------------------------------------------------
+
+_A, _NS, _CNAME, _SOA, _AAAA, _OPT_TYPE = 1, 2, 5, 6, 28, 41
+_FAST_QTYPES = {"A": _A, "AAAA": _AAAA}
+_SAFE_LABEL = re.compile(rb"[A-Za-z0-9_*-]{1,63}")
+MAX_CNAME_HOPS = 16
+
+
+class WireReply:
+    """A reply read straight off the wire, for the common case only: an A or
+    AAAA question answered NOERROR or NXDOMAIN, not truncated, with nothing
+    but A, AAAA and CNAME records in the answer, NS or SOA records in the
+    authority (all of class IN) and at most an OPT record in the additional
+    section. ``result`` is what ``interpret`` would make of
+    the same octets (the test suite compares both over many replies)."""
+
+    __slots__ = ("_rcode", "flags", "id", "result")
+
+    def __init__(self, qid: int, flags: int, rcode: int, result: Positive | Negative) -> None:
+        self.id = qid
+        self.flags = flags
+        self._rcode = rcode
+        self.result = result
+
+    def rcode(self) -> dns.rcode.Rcode:
+        return dns.rcode.Rcode(self._rcode)
+
+
+def _name(data: bytes, offset: int) -> tuple[str, int] | None:
+    """The lower-case text of the name at ``offset`` (compression followed) and
+    the offset after it; None for anything unusual (dnspython decides then)."""
+    labels: list[str] = []
+    end = -1
+    hops = 0
+    length = len(data)
+    while True:
+        if offset >= length:
+            return None
+        size = data[offset]
+        if size == 0:
+            offset += 1
+            break
+        if size >= 0xC0:
+            if offset + 1 >= length or hops > 64:
+                return None
+            if end < 0:
+                end = offset + 2
+            target = ((size & 0x3F) << 8) | data[offset + 1]
+            if target >= offset:  # only backwards, as dnspython requires
+                return None
+            offset = target
+            hops += 1
+            continue
+        if size > 63 or offset + 1 + size > length:
+            return None
+        label = data[offset + 1 : offset + 1 + size]
+        if not _SAFE_LABEL.fullmatch(label):
+            return None
+        labels.append(label.decode("ascii").lower())
+        offset += 1 + size
+    text = ".".join(labels) + "." if labels else "."
+    if len(text) > 254:
+        return None
+    return text, (offset if end < 0 else end)
+
+
+def read_reply(data: bytes, qname: str, rdtype: str) -> WireReply | None:
+    """``data`` (a reply already matched to the query ``(qname, rdtype)`` by
+    ``Query.answered_by``) read without dnspython, or None when it is not the
+    common case ``WireReply`` covers or looks wrong in any way: then dnspython
+    parses it and ``interpret`` reads it, as for every other reply."""
+    qtype = _FAST_QTYPES.get(rdtype)
+    if qtype is None or len(data) < 12:
+        return None
+    flags = (data[2] << 8) | data[3]
+    rcode = flags & 0x0F
+    if flags & 0x0200 or rcode not in (0, 3):  # truncated, or not an answer
+        return None
+    qd, an, ns, ar = (int.from_bytes(data[i : i + 2], "big") for i in (4, 6, 8, 10))
+    if qd != 1:
+        return None
+    question = _name(data, 12)
+    if question is None:
+        return None
+    offset = question[1] + 4
+    # (name, type) -> (min TTL, values in order); first SOA's TTL and MINIMUM.
+    answer: dict[tuple[str, int], tuple[int, list[str]]] = {}
+    soa: tuple[int, int] | None = None
+    soa_owner = ""
+    opt = False
+    for section, count in ((0, an), (1, ns), (2, ar)):
+        for _ in range(count):
+            owner = _name(data, offset)
+            if owner is None:
+                return None
+            offset = owner[1]
+            if offset + 10 > len(data):
+                return None
+            rtype = (data[offset] << 8) | data[offset + 1]
+            rclass = (data[offset + 2] << 8) | data[offset + 3]
+            ttl = int.from_bytes(data[offset + 4 : offset + 8], "big")
+            size = (data[offset + 8] << 8) | data[offset + 9]
+            start = offset + 10
+            offset = start + size
+            if offset > len(data):
+                return None
+            if section == 2:
+                # Only one OPT, owned by the root, without an extended rcode
+                # (dnspython would fold it into the rcode); anything else in
+                # the additional section goes to dnspython.
+                if rtype != _OPT_TYPE or opt or owner[0] != "." or data[start - 6] != 0:
+                    return None
+                opt = True
+                continue
+            if rclass != 1 or ttl > 0x7FFFFFFF:
+                return None
+            if section == 1:
+                if rtype == _SOA:
+                    mname = _name(data, start)
+                    rname = None if mname is None else _name(data, mname[1])
+                    if rname is None or rname[1] + 20 != offset:
+                        return None
+                    minimum = int.from_bytes(data[offset - 4 : offset], "big")
+                    if soa is None:
+                        soa_owner, soa = owner[0], (ttl, minimum)
+                    elif owner[0] == soa_owner:
+                        # One RRset of a singleton type: the least TTL, the last data.
+                        soa = (min(soa[0], ttl), minimum)
+                elif rtype == _NS:
+                    target = _name(data, start)
+                    if target is None or target[1] != offset:
+                        return None
+                else:
+                    return None
+                continue
+            if rtype == _A and size == 4:
+                value = ".".join(map(str, data[start:offset]))
+            elif rtype == _AAAA and size == 16:
+                value = dns.ipv6.inet_ntoa(data[start:offset])
+            elif rtype == _CNAME:
+                target = _name(data, start)
+                if target is None or target[1] != offset:
+                    return None
+                value = target[0]
+            else:
+                return None
+            key = (owner[0], rtype)
+            known = answer.get(key)
+            if known is None:
+                answer[key] = (ttl, [value])
+            elif rtype == _CNAME:  # a singleton type, as dnspython keeps it: the last data
+                answer[key] = (min(known[0], ttl), [value])
+            else:  # one RRset: the least TTL, each data once
+                if value not in known[1]:
+                    known[1].append(value)
+                answer[key] = (min(known[0], ttl), known[1])
+    if offset != len(data):
+        return None
+    result = _meaning(answer, soa, rcode, qname, qtype)
+    if result is None:
+        return None
+    return WireReply((data[0] << 8) | data[1], flags, rcode, result)
+
+
+def _meaning(
+    answer: dict[tuple[str, int], tuple[int, list[str]]],
+    soa: tuple[int, int] | None,
+    rcode: int,
+    qname: str,
+    qtype: int,
+) -> Positive | Negative | None:
+    """``interpret``'s reading of the records (None for a CNAME loop or an
+    overlong chain: ``interpret`` reports those)."""
+    current = qname.lower()
+    seen = {current}
+    chain_ttls: list[float] = []
+    for _ in range(MAX_CNAME_HOPS + 1):
+        found = answer.get((current, qtype))
+        if found is not None:
+            canonical = current if chain_ttls else qname
+            return Positive(tuple(found[1]), canonical, min([float(found[0]), *chain_ttls]))
+        cname = answer.get((current, _CNAME))
+        if cname is None:
+            break
+        chain_ttls.append(float(cname[0]))
+        current = cname[1][0]
+        if current in seen:
+            return None
+        seen.add(current)
+    else:
+        return None
+    soa_ttl = None if soa is None else float(min(soa))
+    if soa_ttl is not None and chain_ttls:
+        soa_ttl = min([soa_ttl, *chain_ttls])
+    return Negative(rcode == 3 and not chain_ttls, current, soa_ttl)
