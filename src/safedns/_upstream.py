@@ -385,19 +385,18 @@ class _Sockets:
                 self.sock.connect(command.address)
             elif isinstance(command, StartTcp):
                 self.tcp.append(command)
-            else:
+            else:  # Finish: the UDP socket first, then the TCP retries in turn
                 self.close()
-                done = [(t.index, _tcp(t)) for t in self.tcp]
-                self.tcp.clear()
-                return done
+                queued, self.tcp = self.tcp, []
+                return [(t.index, _tcp(t)) for t in queued]
         except OSError as exc:
             return exc
         return None
 
     def close(self) -> None:
-        if self.sock is not None:
-            self.sock.close()
-            self.sock = None
+        sock, self.sock = self.sock, None
+        if sock is not None:
+            sock.close()
 
     def __enter__(self) -> _Sockets:
         return self
