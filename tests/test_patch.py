@@ -7,6 +7,7 @@ server and an HTTP server on loopback, real child processes and a real ``os.fork
 from __future__ import annotations
 
 import contextlib
+import gc
 import http.server
 import os
 import select
@@ -17,6 +18,7 @@ import textwrap
 import threading
 import time
 import urllib.request
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -106,6 +108,19 @@ def test_patch_with_other_resolver_then_unpatch(resolver: Resolver) -> None:
         assert socket.getaddrinfo == second.getaddrinfo
     safedns.unpatch()
     assert all(a is b for a, b in zip(_current(), ORIGINALS, strict=True))
+
+
+def test_patch_does_not_keep_its_resolver_alive(dns: DNSServer) -> None:
+    config = ResolverConfig(nameservers=[dns.nameserver], search=(), timeout=1.0, attempts=1)
+    r = Resolver(config)
+    addrinfo = safedns.patch(r)
+    assert safedns.patch(r) is addrinfo  # still one AddrInfo per resolver while patched
+    assert socket.getaddrinfo("svc.example.com", 80, S.AF_INET)[0][4] == ("127.0.0.1", 80)
+    safedns.unpatch()
+    dead = weakref.ref(r)
+    del r, addrinfo
+    gc.collect()
+    assert dead() is None
 
 
 def test_unpatch_restores_what_was_there_before(resolver: Resolver) -> None:

@@ -39,15 +39,24 @@ NAMES = ("getaddrinfo", "gethostbyname", "gethostbyname_ex")
 
 _lock = threading.RLock()
 _originals: dict[str, Any] | None = None
-_by_resolver: weakref.WeakKeyDictionary[Resolver, AddrInfo] = weakref.WeakKeyDictionary()
+#: The AddrInfo of each resolver given to patch(), so patching again with the same resolver
+#: keeps one cache. Both sides are weak: an AddrInfo holds its resolver, so a strong value
+#: would keep every resolver ever patched alive; while patched, ``socket``'s bound methods
+#: keep the AddrInfo (and so the resolver) alive.
+_by_resolver: weakref.WeakKeyDictionary[Resolver, weakref.ref[AddrInfo]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _addrinfo_for(resolver: Resolver | None) -> AddrInfo:
     if resolver is None:
         return default_addrinfo()
-    addrinfo = _by_resolver.get(resolver)
-    if addrinfo is None:
-        addrinfo = _by_resolver[resolver] = AddrInfo(resolver)
+    with _lock:
+        ref = _by_resolver.get(resolver)
+        addrinfo = ref() if ref is not None else None
+        if addrinfo is None:
+            addrinfo = AddrInfo(resolver)
+            _by_resolver[resolver] = weakref.ref(addrinfo)
     return addrinfo
 
 
