@@ -87,7 +87,11 @@ def test_interpret_cname_chain_takes_smallest_ttl() -> None:
         ],
     )
     results = interpret(reply, "www.example.", "A")
-    assert results[0] == ("www.example.", Positive(("192.0.2.9",), "end.example.", 10.0))
+    aliases = ("www.example.", "mid.example.")  # the CNAME owners, the question first
+    assert results[0] == (
+        "www.example.",
+        Positive(("192.0.2.9",), "end.example.", 10.0, aliases),
+    )
     assert results[1] == ("end.example.", Positive(("192.0.2.9",), "end.example.", 60.0))
 
 

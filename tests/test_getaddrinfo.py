@@ -10,6 +10,7 @@ against a ``DNSServer``.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import sys
 from collections.abc import Iterator
@@ -482,6 +483,92 @@ def test_error_codes(cached: AddrInfo, dns: DNSServer) -> None:
         cached.gethostbyname("down.example.com")
     assert gai.value.errno == S.EAI_AGAIN
     assert str(gai.value) == "[Errno -3] Temporary failure in name resolution"
+
+
+QUERY_CASES = [
+    # (name, family, flags): existing, NODATA, NXDOMAIN, CNAME chains with AI_CANONNAME.
+    (name, family, flags)
+    for name in (
+        "svc.example.com",
+        "v4.example.com",
+        "missing.example.com",
+        "hop1.example.com",
+        "www.example.org",
+        "my-svc",
+        "missing",
+    )
+    for family in (S.AF_UNSPEC, S.AF_INET, S.AF_INET6)
+    for flags in (0, S.AI_CANONNAME)
+]
+
+
+@pytest.mark.parametrize(("name", "family", "flags"), QUERY_CASES)
+def test_never_more_queries_than_the_resolver(
+    dns: DNSServer, tmp_path: Any, name: str, family: int, flags: int
+) -> None:
+    """getaddrinfo sends no query that ``resolve_addresses`` for the same families would
+    not: error codes and canonical names come from the answers the walk already had."""
+    hosts = tmp_path / "hosts"
+    hosts.write_text("")
+    nsswitch = tmp_path / "nsswitch.conf"
+    nsswitch.write_text("hosts: files dns\n")
+    config = ResolverConfig(
+        nameservers=[dns.nameserver],
+        search=("ns1.svc.cluster.local", "svc.cluster.local", "cluster.local"),
+        ndots=5,
+        timeout=1,
+        attempts=1,
+    )
+    sent: dict[str, list[tuple[str, str]]] = {"dropin": [], "resolver": []}
+
+    def counter(who: str) -> Any:
+        return lambda server, qname, rdtype, transport: sent[who].append((qname, rdtype))
+
+    dropin = AddrInfo(
+        Resolver(config, on_query=counter("dropin")),
+        hosts_path=str(hosts),
+        nsswitch_path=str(nsswitch),
+    )
+    resolver = Resolver(config, on_query=counter("resolver"))
+    outcome = _outcome(dropin.getaddrinfo, name, 80, family, S.SOCK_STREAM, 0, flags)
+    with contextlib.suppress(safedns.ResolveError):
+        resolver.resolve_addresses(name, family)
+    assert sent["dropin"], outcome  # it did ask DNS
+    assert sorted(sent["dropin"]) == sorted(sent["resolver"]), outcome
+    if family == S.AF_INET:
+        sent["resolver"].clear()
+        with contextlib.suppress(safedns.ResolveError):
+            Resolver(config, on_query=counter("resolver")).resolve(name, "A")
+        assert len(sent["dropin"]) <= len(sent["resolver"])
+    # gethostbyname_ex (aliases from the chain) asks nothing more than A lookups do.
+    sent["dropin"].clear()
+    fresh = AddrInfo(
+        Resolver(config, on_query=counter("dropin")),
+        hosts_path=str(hosts),
+        nsswitch_path=str(nsswitch),
+    )
+    _outcome(fresh.gethostbyname_ex, name)
+    assert {rdtype for _, rdtype in sent["dropin"]} <= {"A"}
+
+
+def test_error_codes_and_aliases_need_no_extra_query(cached: AddrInfo, dns: DNSServer) -> None:
+    def errno_of(*args: Any) -> int | None:
+        try:
+            cached.getaddrinfo(*args)
+        except socket.gaierror as exc:
+            return exc.errno
+        return None
+
+    before = len(dns.queries)
+    assert errno_of("v4.example.com.", 80, S.AF_INET6) == S.EAI_NODATA
+    assert len(dns.queries) == before + 1  # the AAAA question only
+    assert errno_of("hop1.example.com.", 80, S.AF_INET6) == S.EAI_NONAME
+    assert len(dns.queries) == before + 2
+    assert cached.gethostbyname_ex("hop1.example.com.")[:2] == (
+        "v4.example.com",
+        ["hop1.example.com", "hop2.example.com"],
+    )
+    assert len(dns.queries) == before + 3  # one A question; no CNAME per hop
 
 
 def test_v4mapped_and_all(cached: AddrInfo) -> None:

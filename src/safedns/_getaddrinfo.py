@@ -1105,6 +1105,18 @@ def _invalid_h_errno(exc: InvalidName) -> int:
     return HOST_NOT_FOUND
 
 
+def _not_found_h_errno(exc: NameNotFound, family: int) -> int:
+    """h_errno for a lookup without data: HOST_NOT_FOUND for NXDOMAIN, NO_DATA for
+    "no data of this family", except where glibc's answer is a CNAME chain ending
+    without such records (it parses the answer, finds none: HOST_NOT_FOUND). The
+    error says both, from the answers the walk already had: no further query."""
+    if exc.nxdomain:
+        return HOST_NOT_FOUND
+    if family != AF_UNSPEC and exc.canonical_name is not None:
+        return HOST_NOT_FOUND
+    return NO_DATA
+
+
 def _strip_dot(name: str) -> str:
     return name[:-1] if name.endswith(".") else name
 
@@ -1474,9 +1486,7 @@ class AddrInfo:
         try:
             answers = self.resolver.lookup_addresses(name, family)
         except NameNotFound as exc:
-            if exc.nxdomain:
-                return _Found(_NOTFOUND, HOST_NOT_FOUND, [])
-            return _Found(_NOTFOUND, self._nodata_h_errno(name, family), [])
+            return _Found(_NOTFOUND, _not_found_h_errno(exc, family), [])
         except TemporaryFailure:
             return _Found(_TRYAGAIN, TRY_AGAIN, [])
         except InvalidName as exc:
@@ -1497,23 +1507,6 @@ class AddrInfo:
         else:
             canon = _strip_dot(first.canonical_name).encode("ascii", "replace")
         return _Found(_SUCCESS, 0, addresses, canon, (), tuple(answers))
-
-    def _nodata_h_errno(self, name: bytes, family: int) -> int:
-        """h_errno for "no data of this family": NO_DATA, except where glibc's answer is
-        a CNAME chain ending without such records, which it reports as HOST_NOT_FOUND.
-
-        The resolver does not say whether a chain was followed, so the other family's
-        answer (usually cached) tells: it names the candidate and where its chain ends.
-        """
-        if family == AF_UNSPEC:
-            return NO_DATA
-        try:
-            answers = self.resolver.lookup_addresses(name, AF_UNSPEC)
-        except (NameNotFound, TemporaryFailure, InvalidName):
-            return NO_DATA
-        if answers and answers[0].canonical_name.lower() != answers[0].name.lower():
-            return HOST_NOT_FOUND
-        return NO_DATA
 
     def _module4(self, module: str, name: bytes) -> _Found:
         return self._files4(name) if module == "files" else self._dns(name, AF_UNSPEC)
@@ -1671,22 +1664,12 @@ class AddrInfo:
     ) -> tuple[bytes, list[bytes]]:
         """h_name and aliases as glibc's DNS module reports them: the CNAME owners."""
         h_name = canon if canon is not None else name
-        if answer.canonical_name.lower() == answer.name.lower():
+        if not answer.aliases:
             return h_name, []
         aliases = [_typed_name(name, answer.name)]
-        owner = answer.name.lower()
-        target = answer.canonical_name.lower()
-        for _ in range(16):
-            try:
-                hop = self.resolver.resolve(owner, "CNAME").records
-            except (NameNotFound, TemporaryFailure, InvalidName, ValueError):
-                break
-            if not hop:
-                break
-            owner = hop[0].lower() if hop[0].endswith(".") else hop[0].lower() + "."
-            if owner == target:
-                break
-            aliases.append(_strip_dot(owner).encode("ascii", "replace"))
+        aliases.extend(
+            _strip_dot(owner).encode("ascii", "replace") for owner in answer.aliases[1:]
+        )
         return h_name, aliases
 
 

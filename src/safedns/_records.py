@@ -43,11 +43,14 @@ class UpstreamFailure(Exception):
 class Positive:
     """Data for the question. ``records`` are the answer's rdata as text
     (addresses for A/AAAA); ``canonical_name`` ends the CNAME chain; ``ttl`` is
-    the smallest TTL over the chain and the answer, before any policy."""
+    the smallest TTL over the chain and the answer, before any policy;
+    ``aliases`` are the CNAME owners on the way, the question first (empty
+    without a chain)."""
 
     records: tuple[str, ...]
     canonical_name: str
     ttl: float
+    aliases: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +93,10 @@ def interpret(response: dns.message.Message, qname: str, rdtype: str) -> list[tu
             records = tuple(rd.to_text() for rd in rrset)
             canonical = _text(current) if chain else qname
             ttl = min([data_ttl, *(t for _, t in chain)])
-            results: list[tuple[str, Result]] = [(qname, Positive(records, canonical, ttl))]
+            aliases = tuple(owner for owner, _ in chain)
+            results: list[tuple[str, Result]] = [
+                (qname, Positive(records, canonical, ttl, aliases))
+            ]
             if chain:
                 results.append((canonical, Positive(records, canonical, data_ttl)))
             return results
@@ -134,6 +140,8 @@ class Answer:
 
     - ``name``: the absolute name (trailing dot) that answered, after the
       search list; ``canonical_name``: where its CNAME chain ended.
+    - ``aliases``: the owners of the CNAME chain from ``name`` to
+      ``canonical_name`` (``name`` first; empty when no CNAME was followed).
     - ``rdtype``: the type asked for, e.g. ``"A"``.
     - ``addresses``: the addresses (A/AAAA), a new list on each access;
       ``records``: every record's data as text, whatever the type.
@@ -147,6 +155,7 @@ class Answer:
         "_expires",
         "_records",
         "_refresh_at",
+        "aliases",
         "canonical_name",
         "from_cache",
         "name",
@@ -166,8 +175,10 @@ class Answer:
         from_cache: bool,
         stale: bool = False,
         refresh_at: float | None = None,
+        aliases: tuple[str, ...] = (),
     ) -> None:
         self.name = name
+        self.aliases = aliases
         self.rdtype = rdtype
         self._records = records
         self.canonical_name = canonical_name
