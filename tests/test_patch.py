@@ -547,3 +547,94 @@ def test_python_m_safedns_run(dns: DNSServer, tmp_path: Path) -> None:
         timeout=60,
     )
     assert (proc.returncode, proc.stdout.strip()) == (0, "127.0.0.1"), proc.stderr
+
+
+# --------------------------------------------------------------------------- resolv.conf
+
+
+@pytest.fixture
+def system_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """A resolv.conf of the test's own (SAFEDNS_RESOLV_CONF), an empty hosts file and
+    ``hosts: files dns``: the machine's own configuration plays no part."""
+    for name in ("LOCALDOMAIN", "RES_OPTIONS", "SAFEDNS_NAMESERVERS", "SAFEDNS_SEARCH"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("SAFEDNS_NDOTS", raising=False)
+    resolv_conf = tmp_path / "resolv.conf"
+    monkeypatch.setenv("SAFEDNS_RESOLV_CONF", str(resolv_conf))
+    hosts = tmp_path / "hosts"
+    hosts.write_text("")
+    nsswitch = tmp_path / "nsswitch.conf"
+    nsswitch.write_text("hosts: files dns\n")
+    return {
+        "resolv_conf": resolv_conf,
+        "addrinfo": lambda **kw: AddrInfo(
+            hosts_path=str(hosts), nsswitch_path=str(nsswitch), hosts_check_interval=0, **kw
+        ),
+    }
+
+
+def _rewrite(path: Path, text: str) -> None:
+    """Replace the file as resolvconf/NetworkManager do: a new inode, so the change is
+    seen even within one mtime tick."""
+    new = path.with_suffix(".new")
+    new.write_text(text)
+    os.replace(new, path)
+
+
+def test_default_resolver_follows_resolv_conf_and_keeps_its_cache(
+    dns: DNSServer, system_files: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dns.add("my-svc.a.example", "A", "10.0.0.1", ttl=300)
+    dns.add("my-svc.b.example", "A", "10.0.0.2", ttl=300)
+    # The nameserver (a test port) comes from SAFEDNS_NAMESERVERS; the search list from
+    # the file, which changes.
+    monkeypatch.setenv("SAFEDNS_NAMESERVERS", dns.nameserver)
+    _rewrite(system_files["resolv_conf"], "search a.example\noptions timeout:1\n")
+    addrinfo = system_files["addrinfo"]()
+    first = addrinfo.resolver
+    assert first.config.search == ("a.example",)
+    assert addrinfo.getaddrinfo("my-svc", 80, S.AF_INET)[0][4] == ("10.0.0.1", 80)
+    assert addrinfo.getaddrinfo("svc.example.com", 80, S.AF_INET)[0][4] == ("127.0.0.1", 80)
+    asked = len(dns.queries)
+
+    _rewrite(system_files["resolv_conf"], "search b.example\noptions timeout:1\n")
+    assert addrinfo.getaddrinfo("my-svc", 80, S.AF_INET)[0][4] == ("10.0.0.2", 80)
+    assert addrinfo.resolver is not first
+    assert addrinfo.resolver.config.search == ("b.example",)
+    # Same nameservers: the cached answers are still theirs, so still used.
+    assert addrinfo.getaddrinfo("svc.example.com", 80, S.AF_INET)[0][4] == ("127.0.0.1", 80)
+    assert dns.queries[asked:] == [("my-svc.b.example.", "A")]
+
+    # A rewrite that changes nothing keeps the resolver.
+    current = addrinfo.resolver
+    _rewrite(system_files["resolv_conf"], "search b.example\noptions timeout:1\n")
+    addrinfo.getaddrinfo("svc.example.com", 80, S.AF_INET)
+    assert addrinfo.resolver is current
+
+
+def test_new_nameservers_start_with_an_empty_cache(
+    system_files: dict[str, Any],
+) -> None:
+    # resolv.conf names port-53 servers only: two loopback addresses of the test's own.
+    base = f"127.{53 + os.getpid() % 100}.{os.getpid() % 250}"
+    try:
+        one, two = DNSServer(host=f"{base}.1", port=53), DNSServer(host=f"{base}.2", port=53)
+    except OSError as exc:
+        pytest.skip(f"cannot serve DNS on port 53 of a loopback address: {exc}")
+    with one, two:
+        one.add("svc.example.com", "A", "10.1.0.1", ttl=300)
+        two.add("svc.example.com", "A", "10.2.0.2", ttl=300)
+        path = system_files["resolv_conf"]
+        _rewrite(path, f"nameserver {base}.1\noptions timeout:1 attempts:1\n")
+        addrinfo = system_files["addrinfo"]()
+        explicit = system_files["addrinfo"](resolver=Resolver(ResolverConfig.from_system()))
+        assert addrinfo.gethostbyname("svc.example.com") == "10.1.0.1"
+        assert explicit.gethostbyname("svc.example.com") == "10.1.0.1"
+        _rewrite(path, f"nameserver {base}.2\noptions timeout:1 attempts:1\n")
+        assert addrinfo.gethostbyname("svc.example.com") == "10.2.0.2"
+        assert len(two.queries) == 1
+        # A resolver given its configuration keeps it.
+        explicit.clear_cache()
+        explicit.resolver.flush()
+        assert explicit.gethostbyname("svc.example.com") == "10.1.0.1"
+        assert len(two.queries) == 1

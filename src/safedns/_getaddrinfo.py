@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 from safedns._config import _inet_aton_exact
 from safedns._exceptions import InvalidName, NameNotFound, TemporaryFailure
-from safedns._hosts import HOSTS_PATH, NSSWITCH_PATH, HostsFile, NsSwitch, Source
+from safedns._hosts import HOSTS_PATH, NSSWITCH_PATH, HostsFile, NsSwitch, ResolvConf, Source
 from safedns._records import Answer
 from safedns._resolver import Resolver
 
@@ -1184,6 +1184,13 @@ class AddrInfo:
     (``/etc/hosts`` and ``/etc/nsswitch.conf``); they are re-checked for changes at most
     every ``hosts_check_interval`` seconds of the resolver's clock. ``multi`` overrides
     ``/etc/host.conf``. At most ``max_entries`` finished results are cached.
+
+    Without a ``resolver`` it builds one from the system configuration and follows
+    ``/etc/resolv.conf`` (or ``$SAFEDNS_RESOLV_CONF``) as glibc 2.26+ does: the file is
+    stat'ed with the hosts file, and when a change alters the configuration the resolver
+    is replaced by :meth:`Resolver.reconfigured` (which keeps the cached answers when the
+    nameservers are the same) and the finished results are dropped. A given resolver
+    keeps its configuration.
     """
 
     def __init__(
@@ -1196,8 +1203,12 @@ class AddrInfo:
         hosts_check_interval: float = 1.0,
         max_entries: int = 4096,
     ) -> None:
-        self.resolver = resolver if resolver is not None else Resolver()
-        self._clock: Callable[[], float] = self.resolver._clock
+        self._system: ResolvConf | None = None
+        if resolver is None:
+            self._system = ResolvConf()
+            resolver = Resolver(self._system.config)
+        self.resolver = resolver
+        self._clock: Callable[[], float] = resolver.clock
         self.hosts = HostsFile(hosts_path, multi=multi)
         self.nsswitch = NsSwitch(nsswitch_path)
         self.hosts_check_interval = hosts_check_interval
@@ -1206,6 +1217,7 @@ class AddrInfo:
         self._recheck_at = -math.inf
         self._generation = 0
         self._lock = threading.Lock()
+        self._follow_lock = threading.Lock()
         _instances.add(self)
 
     def __repr__(self) -> str:
@@ -1213,6 +1225,7 @@ class AddrInfo:
 
     def _after_fork(self) -> None:
         self._lock = threading.Lock()
+        self._follow_lock = threading.Lock()
         self.hosts._lock = threading.Lock()
 
     def clear_cache(self) -> None:
@@ -1256,9 +1269,21 @@ class AddrInfo:
             return
         changed = self.hosts.refresh()
         changed = self.nsswitch.refresh() or changed
+        if self._system is not None and self._follow_resolv_conf(self._system):
+            changed = True
         if changed:
             self.clear_cache()
         self._recheck_at = now + self.hosts_check_interval
+
+    def _follow_resolv_conf(self, system: ResolvConf) -> bool:
+        """Switch to a resolver on the new system configuration if resolv.conf changed it."""
+        with self._follow_lock:
+            config = system.refresh()
+            if config is None:
+                return False
+            previous, self.resolver = self.resolver, self.resolver.reconfigured(config)
+        previous.close()  # its background refreshes; lookups in progress still finish
+        return True
 
     def _getaddrinfo(
         self, host: Any, port: Any, family: Any, type_: Any, proto: Any, flags: Any
