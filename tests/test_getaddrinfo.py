@@ -316,16 +316,60 @@ def test_hypothesis_equals_stdlib(
 ) -> None:
     """Numeric hosts as they are; any other host with AI_NUMERICHOST, so glibc answers
     without DNS (garbage in every other argument still reaches the argument checks)."""
+    _assert_equals_stdlib(
+        addrinfo, server, _dns_free_call(numeric, safe, garbage, port, family, kind, proto, flags)
+    )
+
+
+def _dns_free_call(
+    numeric: bool,
+    safe: Any,
+    garbage: Any,
+    port: Any,
+    family: Any,
+    kind: Any,
+    proto: Any,
+    flags: Any,
+) -> tuple[Any, ...]:
+    """The call to compare: a garbage host only where the standard library cannot take it
+    to this machine's DNS, that is with an int (not bool) flags value that gets
+    AI_NUMERICHOST, or with a flags value it rejects before any lookup."""
     host = safe
     if not numeric:
-        host = garbage
-        if isinstance(flags, int) and not isinstance(flags, bool):
-            flags |= S.AI_NUMERICHOST
-    call = (host, port, family, kind, proto, flags)
+        if isinstance(flags, bool):
+            pass  # a bool is a valid flags value that cannot carry AI_NUMERICHOST: keep `safe`
+        elif isinstance(flags, int):
+            host, flags = garbage, flags | S.AI_NUMERICHOST
+        else:
+            host = garbage  # TypeError before any lookup
+    return (host, port, family, kind, proto, flags)
+
+
+def _assert_equals_stdlib(addrinfo: AddrInfo, server: DNSServer, call: tuple[Any, ...]) -> None:
+    asked = len(server.queries)
     want = _outcome(socket.getaddrinfo, *call)
-    assert _outcome(addrinfo.getaddrinfo, *call) == want
-    assert _outcome(addrinfo.getaddrinfo, *call) == want
-    assert server.queries == []
+    assert _outcome(addrinfo.getaddrinfo, *call) == want, call
+    assert _outcome(addrinfo.getaddrinfo, *call) == want, call  # again, from the cache
+    assert server.queries[asked:] == [], call
+
+
+#: Examples Hypothesis found; each once failed (machine DNS reached, or a difference).
+HYPOTHESIS_EXAMPLES: list[tuple[Any, ...]] = [
+    # A bool flags value skipped AI_NUMERICHOST: the garbage host went to machine DNS.
+    _dns_free_call(False, "127.0.0.1", "0", None, 0, 0, 0, True),
+    _dns_free_call(False, "::1", "a", 80, 0, 0, 0, False),
+    # Port integers the C long cannot hold (3.11 raises, 3.12+ answers port 0).
+    ("127.0.0.1", 2**63, 0, 0, 0, 0),
+    ("127.0.0.1", -(2**63) - 1, 0, 0, 0, 0),
+    ("127.0.0.1", 2**64, 0, 0, 0, 0),
+]
+
+
+@pytest.mark.parametrize("call", HYPOTHESIS_EXAMPLES)
+def test_hypothesis_examples_equal_stdlib(
+    addrinfo: AddrInfo, server: DNSServer, call: tuple[Any, ...]
+) -> None:
+    _assert_equals_stdlib(addrinfo, server, call)
 
 
 def _ex_needs_no_dns(host: Any) -> bool:
@@ -474,9 +518,6 @@ def test_error_codes(cached: AddrInfo, dns: DNSServer) -> None:
     with pytest.raises(socket.gaierror) as gai:
         cached.gethostbyname_ex("missing.example.com.")  # CPython asks getaddrinfo first
     assert gai.value.errno == S.EAI_NONAME
-    with pytest.raises(socket.herror) as herr:
-        cached.gethostbyname_ex("<broadcast>")  # getaddrinfo is skipped, then DNS: NXDOMAIN
-    assert (herr.value.errno, herr.value.strerror) == (1, "Unknown host")
     dns.servfail = True
     assert errno_of("down.example.com", 80) == S.EAI_AGAIN
     with pytest.raises(socket.gaierror) as gai:
@@ -569,6 +610,33 @@ def test_error_codes_and_aliases_need_no_extra_query(cached: AddrInfo, dns: DNSS
         ["hop1.example.com", "hop2.example.com"],
     )
     assert len(dns.queries) == before + 3  # one A question; no CNAME per hop
+
+
+def _set_thread_h_errno(value: int) -> None:
+    import ctypes
+
+    location = ctypes.CDLL(None).__h_errno_location
+    location.restype = ctypes.POINTER(ctypes.c_int)
+    location().contents.value = value
+
+
+@pytest.mark.parametrize(
+    ("h_errno", "message"),
+    [(0, "Resolver Error 0 (no error)"), (1, "Unknown host"), (3, "Unknown server error")],
+)
+def test_gethostbyname_ex_broadcast_keeps_the_threads_h_errno(
+    cached: AddrInfo, dns: DNSServer, h_errno: int, message: str
+) -> None:
+    """Found by Hypothesis against glibc (ours HOST_NOT_FOUND, glibc NO_RECOVERY): CPython
+    answers ``<broadcast>`` itself, then asks gethostbyname_r, whose DNS module refuses
+    a name that is not a host name without touching h_errno; CPython raises herror with
+    whatever the thread's last lookup left there."""
+    _set_thread_h_errno(h_errno)
+    with pytest.raises(socket.herror) as herr:
+        cached.gethostbyname_ex("<broadcast>")
+    assert (herr.value.errno, herr.value.strerror) == (h_errno, message)
+    assert dns.queries == []
+    assert cached.gethostbyname("<broadcast>") == "255.255.255.255"
 
 
 def test_v4mapped_and_all(cached: AddrInfo) -> None:

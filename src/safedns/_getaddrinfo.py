@@ -1094,6 +1094,26 @@ class _Found:
     canon: bytes | None = None
     aliases: tuple[bytes, ...] = ()
     answers: tuple[Answer, ...] = ()
+    #: The module failed without touching the thread's ``h_errno`` (glibc's nss_dns
+    #: refuses a name that is not a host name before any resolver call), so
+    #: ``gethostbyname*`` reports whatever the thread's last lookup left there.
+    h_errno_kept: bool = False
+
+
+def _thread_h_errno() -> int:
+    """The calling thread's C ``h_errno`` (glibc's ``__h_errno_location``), 0 if unknown.
+
+    CPython's ``gethostbyname_ex`` raises ``herror(h_errno)`` with the thread's value,
+    which glibc leaves alone for names nss_dns refuses to look up."""
+    libc = _libc()
+    location = getattr(libc, "__h_errno_location", None) if libc is not None else None
+    if location is None:
+        return 0
+    import ctypes
+
+    location.restype = ctypes.POINTER(ctypes.c_int)
+    location.argtypes = []
+    return int(location().contents.value)
 
 
 def _invalid_h_errno(exc: InvalidName) -> int:
@@ -1515,7 +1535,8 @@ class AddrInfo:
         except TemporaryFailure:
             return _Found(_TRYAGAIN, TRY_AGAIN, [])
         except InvalidName as exc:
-            return _Found(_NOTFOUND, _invalid_h_errno(exc), [])
+            kept = exc.reason.startswith("character")
+            return _Found(_NOTFOUND, _invalid_h_errno(exc), [], h_errno_kept=kept)
         addresses: list[tuple[int, bytes]] = []
         for answer in answers:
             af = AF_INET if answer.rdtype == "A" else AF_INET6
@@ -1673,7 +1694,9 @@ class AddrInfo:
         self._setipaddr(name)
         found, handled = self._gethostbyname2(name)
         if found.status != _SUCCESS or not found.addresses:
-            raise host_error(found.h_errno if found.status != _SUCCESS else NO_DATA)
+            if found.status == _SUCCESS:
+                raise host_error(NO_DATA)
+            raise host_error(_thread_h_errno() if found.h_errno_kept else found.h_errno)
         h_name = found.canon if found.canon is not None else name
         aliases = list(found.aliases)
         if not handled and found.answers:
