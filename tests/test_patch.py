@@ -220,7 +220,9 @@ def test_patched_getaddrinfo_equals_unpatched(default_resolver: AddrInfo) -> Non
     calls = _table()
     expected = [_outcome(socket.getaddrinfo, *call) for call in calls]
     kinds = {e[1] for e in expected if e[0] == "error"}
-    assert {socket.gaierror, TypeError, OSError, OverflowError, UnicodeError} <= kinds
+    # (3.13's idna codec raises UnicodeEncodeError where older ones raise UnicodeError.)
+    for kind in (socket.gaierror, TypeError, OSError, OverflowError, UnicodeError):
+        assert any(issubclass(k, kind) for k in kinds), kind
     errnos = {e[2] for e in expected if e[0] == "error" and e[1] is socket.gaierror}
     assert {
         S.EAI_SERVICE,

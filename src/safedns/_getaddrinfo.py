@@ -226,7 +226,7 @@ def _host_arg(host: object) -> bytes | None:
 
 def _port_arg(port: object) -> bytes | None:
     if type(port) is int:
-        if not _LONG_MIN <= port <= _LONG_MAX:
+        if not _LONG_MIN <= port <= _LONG_MAX and not _port_int_as_text():
             raise OverflowError("Python int too large to convert to C long")
         return b"%d" % port
     if isinstance(port, str):
@@ -239,6 +239,21 @@ def _port_arg(port: object) -> bytes | None:
     if port is None:
         return None
     raise OSError("Int or String expected")
+
+
+@functools.cache
+def _port_int_as_text() -> bool:
+    """Whether this CPython passes an int port as its decimal text, whatever its size
+    (3.12+: ``2**63`` is the service ``"9223372036854775808"``), rather than through a C
+    ``long`` (3.11 and older: OverflowError). Asked of the C function itself, with
+    numeric arguments only."""
+    try:
+        _socket.getaddrinfo("127.0.0.1", 1 << 64, 0, 0, 0, AI_NUMERICHOST | AI_NUMERICSERV)
+    except OverflowError:
+        return False
+    except OSError:
+        return True
+    return True
 
 
 @functools.cache
