@@ -22,16 +22,10 @@ from hypothesis import strategies as st
 
 import safedns
 from safedns import Resolver, ResolverConfig
-from safedns._getaddrinfo import (
-    AddrInfo,
-    GaiConf,
-    Interfaces,
-    _msort,
-    _set_default,
-    _strtoul,
-    parse_gai_conf,
-    rfc3484_sort,
-)
+from safedns._dropin.arguments import strtoul
+from safedns._dropin.interfaces import Interfaces
+from safedns._dropin.sort import GaiConf, msort, parse_gai_conf, rfc3484_sort
+from safedns._getaddrinfo import AddrInfo, set_default
 from safedns._hosts import HostsFile
 from safedns.testing import DNSServer
 from tests.conftest import FakeClock
@@ -650,31 +644,31 @@ def test_v4mapped_and_all(cached: AddrInfo) -> None:
 
 def test_module_level_functions_use_the_default(dns: DNSServer) -> None:
     ai = AddrInfo(Resolver(ResolverConfig(nameservers=[dns.nameserver])))
-    previous = _set_default(ai)
+    previous = set_default(ai)
     try:
         assert safedns.getaddrinfo("svc.example.com", 80, S.AF_INET)[0][4] == ("192.0.2.10", 80)
         assert safedns.gethostbyname("svc.example.com") == "192.0.2.10"
         assert safedns.gethostbyname_ex("svc.example.com")[2] == ["192.0.2.10"]
     finally:
-        _set_default(previous)
+        set_default(previous)
 
 
 # --------------------------------------------------------------------------- internals
 
 
 def test_strtoul_matches_c() -> None:
-    assert _strtoul(b"80") == (80, 2)
-    assert _strtoul(b" \t+80x") == (80, 5)
-    assert _strtoul(b"-1") == (2**64 - 1, 2)
-    assert _strtoul(b"99999999999999999999999") == (2**64 - 1, 23)
-    assert _strtoul(b"x80") == (0, 0)
-    assert _strtoul(b" ") == (0, 0)
+    assert strtoul(b"80") == (80, 2)
+    assert strtoul(b" \t+80x") == (80, 5)
+    assert strtoul(b"-1") == (2**64 - 1, 2)
+    assert strtoul(b"99999999999999999999999") == (2**64 - 1, 23)
+    assert strtoul(b"x80") == (0, 0)
+    assert strtoul(b" ") == (0, 0)
 
 
 def test_msort_is_glibc_merge_order() -> None:
     """With a comparator that ties, the merge keeps the left run first (stable)."""
     items = [(1, "a"), (0, "b"), (1, "c"), (0, "d")]
-    assert _msort(items, lambda x, y: x[0] - y[0]) == [(0, "b"), (0, "d"), (1, "a"), (1, "c")]
+    assert msort(items, lambda x, y: x[0] - y[0]) == [(0, "b"), (0, "d"), (1, "a"), (1, "c")]
 
 
 def test_gai_conf_precedence_changes_the_order() -> None:

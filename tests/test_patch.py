@@ -27,7 +27,7 @@ import pytest
 
 import safedns
 from safedns import Resolver, ResolverConfig
-from safedns._getaddrinfo import AddrInfo, _set_default
+from safedns._getaddrinfo import AddrInfo, set_default
 from safedns._hosts import HostsFile
 from safedns._patch import child_environment, run_command, write_bootstrap
 from safedns.testing import DNSServer
@@ -72,11 +72,11 @@ def default_resolver(resolver: Resolver) -> Iterator[AddrInfo]:
     """Make the process-wide default (what ``patch()`` uses) a test-controlled resolver, so
     nothing here can reach this machine's nameserver."""
     addrinfo = AddrInfo(resolver)
-    previous = _set_default(addrinfo)
+    previous = set_default(addrinfo)
     try:
         yield addrinfo
     finally:
-        _set_default(previous)
+        set_default(previous)
 
 
 # --------------------------------------------------------------------------- patch state

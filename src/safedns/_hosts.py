@@ -245,6 +245,10 @@ class HostsFile:
             self._data, self._state, self._loaded = data, state, True
             return changed
 
+    def after_fork(self) -> None:
+        """A fresh lock in a forked child (the parent's may be held by a lost thread)."""
+        self._lock = threading.Lock()
+
     def lookup(self, name: bytes, family: int = socket.AF_UNSPEC) -> HostsResult | None:
         """:meth:`HostsData.lookup` on the current data (refreshed first)."""
         self.refresh()
