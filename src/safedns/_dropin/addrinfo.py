@@ -33,6 +33,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any, Final
 
+from safedns._async import AsyncResolver
 from safedns._dropin.arguments import c_int, host_arg, hostname_arg, port_arg
 from safedns._dropin.constants import AF_INET, AI_PASSIVE, NO_DATA, AddrInfoTuple
 from safedns._dropin.errors import GaiError, gai_error, host_error, thread_h_errno
@@ -96,6 +97,7 @@ class AddrInfo:
         multi: bool | None = None,
         hosts_check_interval: float = 1.0,
         max_entries: int = 4096,
+        async_resolver: AsyncResolver | None = None,
     ) -> None:
         self._system: ResolvConf | None = None
         if resolver is None:
@@ -113,6 +115,10 @@ class AddrInfo:
         self._generation = 0
         self._lock = threading.Lock()
         self._follow_lock = threading.Lock()
+        #: The asyncio side (``async_getaddrinfo``): the one given, or one sharing the
+        #: resolver's cache, made on first use (again after resolv.conf changed it).
+        self._async_given = async_resolver
+        self._async: tuple[Resolver, AsyncResolver] | None = None
         _instances.add(self)
 
     def __repr__(self) -> str:
@@ -129,6 +135,16 @@ class AddrInfo:
         with self._lock:
             self._generation += 1
             self._cache.clear()
+
+    def async_resolver(self) -> AsyncResolver:
+        """The :class:`AsyncResolver` that ``async_getaddrinfo`` asks for this instance."""
+        if self._async_given is not None:
+            return self._async_given
+        paired = self._async
+        resolver = self.resolver
+        if paired is None or paired[0] is not resolver:
+            paired = self._async = (resolver, AsyncResolver(resolver=resolver))
+        return paired[1]
 
     @property
     def clock(self) -> Callable[[], float]:
