@@ -163,9 +163,24 @@ class AddrInfo:
         flags: Any = 0,
     ) -> list[AddrInfoTuple]:
         """:func:`socket.getaddrinfo`, answered by safedns."""
-        hit = self.hit(host, port, family, type, proto, flags)
-        if hit is not None:
-            return hit
+        # The hit path of :meth:`hit`, inline: a method call would cost a quarter of it.
+        try:
+            entry = self._cache[(host, port, family, type, proto, flags)]
+        except (KeyError, TypeError):
+            entry = None
+        if entry is not None:
+            now = self._clock()
+            if (
+                now < entry[0]
+                and now < self._recheck_at
+                and port.__class__ in _PORT_CLASSES
+                and family.__class__ in _INT_CLASSES
+                and type.__class__ in _INT_CLASSES
+                and proto.__class__ in _INT_CLASSES
+                and flags.__class__ in _INT_CLASSES
+            ):
+                _audit("socket.getaddrinfo", host, port, family, type, proto)
+                return list(entry[1])
         key, name, service, family_i, type_i, proto_i, flags_i = self.arguments(
             host, port, family, type, proto, flags
         )
