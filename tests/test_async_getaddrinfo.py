@@ -342,3 +342,30 @@ def test_safedns_run_covers_asyncio_programs(
         )
     assert status.returncode == 0, status.stderr
     assert out.read_text().strip() == "from-child"
+
+
+def test_patch_covers_uvloop(dns: DNSServer, config: ResolverConfig, echo_port: int) -> None:
+    """uvloop's create_connection resolves in libuv, not through loop.getaddrinfo: both
+    are covered while patched, and restored after (a name only DNSServer knows)."""
+    uvloop = pytest.importorskip("uvloop")  # in the test extra; absent on PyPy/Windows
+    assert "getaddrinfo" not in uvloop.Loop.__dict__
+    with safedns.patched(Resolver(config)):
+
+        async def main() -> list[bytes]:
+            loop = asyncio.get_running_loop()
+            assert isinstance(loop, uvloop.Loop)
+            rows = await loop.getaddrinfo("svc.example.com", echo_port, type=S.SOCK_STREAM)
+            assert rows[0][4] == ("127.0.0.1", echo_port)
+            lines = [await _echo("svc.example.com", echo_port, b"uv")]
+            asked = len(dns.queries)
+            lines.append(await _echo("svc.example.com", echo_port, b"again"))
+            assert len(dns.queries) == asked
+            return lines
+
+        loop = uvloop.new_event_loop()
+        try:
+            assert loop.run_until_complete(main()) == [b"uv", b"again"]
+        finally:
+            loop.close()
+    assert "getaddrinfo" not in uvloop.Loop.__dict__
+    assert "create_connection" not in uvloop.Loop.__dict__

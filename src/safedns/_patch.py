@@ -34,7 +34,7 @@ from contextlib import contextmanager, suppress
 from types import FrameType
 from typing import Any
 
-from safedns._dropin.aio import loop_getaddrinfo
+from safedns._dropin.aio import loop_create_connection, loop_getaddrinfo
 from safedns._getaddrinfo import AddrInfo, default_addrinfo
 from safedns._resolver import Resolver
 
@@ -82,7 +82,12 @@ def _loop_classes() -> list[type]:
 
 
 def _targets() -> list[tuple[object, str]]:
-    return [(socket, name) for name in NAMES] + [(c, "getaddrinfo") for c in _loop_classes()]
+    targets: list[tuple[object, str]] = [(socket, name) for name in NAMES]
+    for cls in _loop_classes():
+        targets.append((cls, "getaddrinfo"))
+        if cls is not asyncio.base_events.BaseEventLoop:
+            targets.append((cls, "create_connection"))  # uvloop resolves inside it
+    return targets
 
 
 def _snapshot() -> _Targets:
@@ -110,6 +115,12 @@ def _install(addrinfo: AddrInfo) -> None:
     method = loop_getaddrinfo(addrinfo)
     for cls in _loop_classes():
         setattr(cls, "getaddrinfo", method)  # noqa: B010 - a class attribute, on purpose
+        if cls is not asyncio.base_events.BaseEventLoop:
+            # uvloop's create_connection resolves in libuv, not through getaddrinfo.
+            base = next(b for b in cls.__mro__[1:] if "create_connection" in b.__dict__)
+            cls.create_connection = loop_create_connection(  # type: ignore[attr-defined]
+                addrinfo, base.__dict__["create_connection"]
+            )
 
 
 def patch(resolver: Resolver | None = None) -> AddrInfo:

@@ -12,6 +12,8 @@ awaited. A cache hit returns without suspending; a miss never touches an executo
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import socket
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
@@ -25,7 +27,13 @@ from safedns._dropin.nss import DnsQuestion, DnsReply, Steps
 from safedns._exceptions import InvalidName, ResolveError
 from safedns._resolver import Resolver
 
-__all__ = ["async_getaddrinfo", "drive_async", "getaddrinfo_with", "loop_getaddrinfo"]
+__all__ = [
+    "async_getaddrinfo",
+    "drive_async",
+    "getaddrinfo_with",
+    "loop_create_connection",
+    "loop_getaddrinfo",
+]
 
 T = TypeVar("T")
 
@@ -123,3 +131,62 @@ def loop_getaddrinfo(
 
     getaddrinfo.__safedns_addrinfo__ = addrinfo  # type: ignore[attr-defined]
     return getaddrinfo
+
+
+def _numeric(host: object) -> bool:
+    if not isinstance(host, str):
+        return False
+    try:
+        ipaddress.ip_address(host.partition("%")[0])
+    except ValueError:
+        return False
+    return True
+
+
+def loop_create_connection(
+    addrinfo: AddrInfo, original: Callable[..., Coroutine[Any, Any, Any]]
+) -> Callable[..., Coroutine[Any, Any, Any]]:
+    """A ``create_connection`` for loops that resolve inside it without calling their
+    own ``getaddrinfo`` (uvloop resolves in libuv's thread pool): a named host is
+    resolved by ``addrinfo`` first, then each address is tried in order through
+    ``original`` (TLS still checks the name: ``server_hostname`` defaults to it)."""
+
+    async def create_connection(
+        self: asyncio.AbstractEventLoop,
+        protocol_factory: Callable[[], asyncio.BaseProtocol],
+        host: Any = None,
+        port: Any = None,
+        *,
+        ssl: Any = None,
+        family: int = 0,
+        proto: int = 0,
+        flags: int = 0,
+        sock: Any = None,
+        server_hostname: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        options: dict[str, Any] = dict(kwargs, ssl=ssl, proto=proto, flags=flags, sock=sock)
+        if host is None or sock is not None or _numeric(host):
+            options.update(family=family, server_hostname=server_hostname)
+            return await original(self, protocol_factory, host, port, **options)
+        rows = await getaddrinfo_with(
+            addrinfo, host, port, family, socket.SOCK_STREAM, proto, flags
+        )
+        if ssl and server_hostname is None:
+            server_hostname = host
+        errors: list[OSError] = []
+        for row_family, _, _, _, sockaddr in rows:
+            address = str(sockaddr[0])
+            if row_family == socket.AF_INET6 and sockaddr[3]:
+                address = f"{address}%{sockaddr[3]}"
+            options.update(family=int(row_family), server_hostname=server_hostname)
+            try:
+                return await original(self, protocol_factory, address, sockaddr[1], **options)
+            except OSError as exc:
+                errors.append(exc)
+        if len(errors) == 1:
+            raise errors[0]
+        raise OSError(f"Multiple exceptions: {', '.join(str(e) for e in errors)}")
+
+    create_connection.__safedns_addrinfo__ = addrinfo  # type: ignore[attr-defined]
+    return create_connection
