@@ -495,7 +495,9 @@ def test_hypothesis_names_against_glibc(
 
 
 @settings(
-    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(host=st.one_of(hosts_strategy, st.binary(max_size=8).map(bytearray)))
 def test_hypothesis_gethostbyname_against_glibc(helper: Helper, host: Any) -> None:

@@ -326,6 +326,10 @@ class ResolverConfig:
     upstream_qps: float = 100
     #: Upstream burst allowance, queries; >= 1.
     upstream_burst: int = 200
+    #: Seconds a lookup the budget denies may wait for a token (in arrival
+    #: order) before it fails; never longer than the lookup's own timeout;
+    #: 0 = fail at once.
+    budget_wait: float = 1.0
     #: Seconds a timed-out nameserver is skipped while others answer; 0 = never skip.
     server_backoff: float = 30
 
@@ -359,6 +363,7 @@ class ResolverConfig:
             prefetch_ratio: float = ...,
             upstream_qps: float = ...,
             upstream_burst: int = ...,
+            budget_wait: float = ...,
             server_backoff: float = ...,
         ) -> None: ...
 
@@ -408,6 +413,7 @@ class ResolverConfig:
             "stale_response_timeout",
             "failure_recheck",
             "server_backoff",
+            "budget_wait",
         ):
             set_(name, _check_number(name, getattr(self, name)))
         if self.max_ttl < self.min_ttl:

@@ -8,10 +8,13 @@
     ResolveError               the name could not be resolved
      ├── NameNotFound          NXDOMAIN, or no data for every candidate name
      └── TemporaryFailure      timeouts, SERVFAIL, REFUSED, network errors,
-                               an exhausted query budget
+                               an exhausted query budget (after ``budget_wait``),
+                               a CNAME loop or a chain over 16 hops (what a
+                               recursive resolver reports as SERVFAIL)
 
-Errors from dnspython and from sockets are mapped to these once, at the edge
-(``_upstream``), and raised ``from`` the original exception.
+Errors from dnspython and from sockets are mapped to ``UpstreamFailure`` once,
+at the edge (``_upstream``, ``_records``); ``_core`` raises the public error
+``from`` that failure, so ``__cause__`` tells what upstream did.
 """
 
 from __future__ import annotations
@@ -58,7 +61,9 @@ class NameNotFound(ResolveError):
 
 class TemporaryFailure(ResolveError):
     """Upstream could not give an answer now: timeout, SERVFAIL, REFUSED,
-    a network error, or the query budget is spent. Trying later may work."""
+    a network error, the query budget is spent, or the reply's CNAME chain
+    loops (or is over 16 hops long). Trying later may work. Never a
+    ``NameNotFound``: nothing said the name does not exist."""
 
     def __init__(self, name: str, rdtype: str, reason: str) -> None:
         super().__init__(name, rdtype, f"temporary failure resolving {name} {rdtype}: {reason}")
