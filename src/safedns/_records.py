@@ -208,6 +208,13 @@ class Answer:
         """When the answer expires, on the resolver's clock."""
         return self._expires
 
+    @property
+    def valid_until(self) -> float:
+        """Until when a front end may reuse this answer without asking the
+        resolver again, on its clock: the refresh-ahead point, or earlier when
+        another family of the same lookup failed (``failure_recheck``)."""
+        return self._refresh_at
+
     def __repr__(self) -> str:
         flags = " stale" if self.stale else (" cached" if self.from_cache else "")
         return f"<Answer {self.name} {self.rdtype} {list(self._records)} ttl={self.ttl}{flags}>"

@@ -245,14 +245,11 @@ class AddrInfo:
         self, key: CacheKey | None, generated: Generated, now: float, generation: int
     ) -> tuple[AddrInfoTuple, ...]:
         """After a lookup: cache its rows (unless the files changed meanwhile) until the
-        earliest of the DNS expiry, the resolver's refresh-ahead point and, for rows
-        that depended on interfaces, ``IFACE_RECHECK``."""
+        earliest of the answers' validity (the resolver's refresh-ahead point, so hot
+        names are refreshed in the background rather than on a miss, or its failure
+        recheck after a family failed) and, for rows that depended on interfaces,
+        ``IFACE_RECHECK``."""
         expires = generated.expires
-        config = self.resolver.config
-        if config.prefetch and now < expires < math.inf:
-            # Come back to the resolver while its entry is still fresh but due for a
-            # refresh-ahead, so hot names are refreshed in the background, not on a miss.
-            expires = now + (expires - now) * (1.0 - config.prefetch_ratio)
         if generated.iface_dependent:
             expires = min(expires, now + IFACE_RECHECK)
         if key is not None and expires > now:

@@ -206,8 +206,10 @@ def dns_aliases(name: bytes, answer: Answer, canon: bytes | None) -> tuple[bytes
 
 
 def expiry(answers: Sequence[Answer]) -> float:
-    """When the first of ``answers`` expires (never, for none)."""
-    return min((a.expires for a in answers), default=math.inf)
+    """Until when ``answers`` may be reused (never expiring, for none): the
+    earliest ``valid_until``, which is the resolver's refresh-ahead point, or
+    its failure recheck after a family failed."""
+    return min((a.valid_until for a in answers), default=math.inf)
 
 
 class NameService:
