@@ -377,3 +377,17 @@ def test_exchange_tcp_framing_and_reply_checks() -> None:
     assert exchange.pending() == [1, 2]
     assert exchange.errors[1] == "tcp error: mismatched reply"
     assert exchange.errors[2].startswith("tcp error: malformed reply")
+
+
+def test_answers_of_a_partial_walk_are_reusable_only_until_failure_recheck(
+    clock: FakeClock,
+) -> None:
+    """Front ends with caches of their own (the drop-in's finished results)
+    read how long an answer may be handed out again from the answer."""
+    core = Core(CONFIG, clock)
+    walk = Walk("dual.example.com.", ("A", "AAAA"), CONFIG)
+    walk.next()
+    assert walk.feed([_got(A), UpstreamFailure("timed out")], clock())
+    [answer] = walk.answers(core)
+    assert answer.expires == 1060.0
+    assert answer._refresh_at == clock() + CONFIG.failure_recheck

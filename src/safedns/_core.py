@@ -607,7 +607,12 @@ class Core:
 
     # -- answers and stats ---------------------------------------------------
 
-    def answer(self, candidate: str, rdtype: str, got: Got) -> Answer:
+    def answer(
+        self, candidate: str, rdtype: str, got: Got, refresh_at: float | None = None
+    ) -> Answer:
+        """``got`` as an ``Answer``; ``refresh_at``: until when a front end may
+        hand it out again without asking (the walk's validity: earlier than
+        ``expires`` after a partial failure, see ``Walk.feed``)."""
         result = got.result
         assert isinstance(result, Positive)
         return Answer(
@@ -619,6 +624,7 @@ class Core:
             self.clock,
             from_cache=got.from_cache,
             stale=got.stale,
+            refresh_at=None if refresh_at is None else min(refresh_at, got.expires),
         )
 
     def stats(self) -> Stats:
@@ -731,7 +737,7 @@ class Walk:
     def answers(self, core: Core) -> list[Answer]:
         """The answers of the candidate that had data, one per type with data."""
         return [
-            core.answer(self.candidate, rdtype, got)
+            core.answer(self.candidate, rdtype, got, self.valid_until)
             for rdtype, got in zip(self._rdtypes, self.outcomes, strict=True)
             if isinstance(got, Got) and isinstance(got.result, Positive)
         ]
