@@ -40,6 +40,7 @@ MAX_CNAME_HOPS = 16
 
 
 _RDTYPES: dict[str, str] = {}
+_RDTYPE_NUMBERS: dict[int, str] = {}
 
 
 def rdtype_text(rdtype: object) -> str:
@@ -61,6 +62,9 @@ def rdtype_text(rdtype: object) -> str:
         except (dns.rdatatype.UnknownRdatatype, ValueError):
             raise ValueError(f"unknown record type {rdtype!r}") from None
     elif isinstance(rdtype, int) and not isinstance(rdtype, bool):
+        known = _RDTYPE_NUMBERS.get(int(rdtype))
+        if known is not None:
+            return known
         if not 0 < rdtype <= 65535:
             raise ValueError(f"record type {rdtype!r} is outside 1..65535")
         value = dns.rdatatype.RdataType.make(int(rdtype))
@@ -72,8 +76,11 @@ def rdtype_text(rdtype: object) -> str:
     if dns.rdatatype.is_metatype(value) or value == 0:
         raise ValueError(f"{dns.rdatatype.to_text(value)} is not a record type to resolve")
     text = dns.rdatatype.to_text(value)
-    if isinstance(rdtype, str) and len(_RDTYPES) < 256:
-        _RDTYPES[rdtype] = text
+    if isinstance(rdtype, str):
+        if len(_RDTYPES) < 256:
+            _RDTYPES[rdtype] = text
+    elif len(_RDTYPE_NUMBERS) < 256:
+        _RDTYPE_NUMBERS[int(rdtype)] = text
     return text
 
 
