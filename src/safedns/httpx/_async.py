@@ -8,6 +8,7 @@ blocks. A resolver cache hit completes without suspending.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -134,7 +135,8 @@ class _WatchedConnection(httpcore.AsyncConnectionInterface):
         if self._watch.peer is None:
             stream = response.extensions.get("network_stream")
             if stream is not None:
-                self._watch.learn(stream.get_extra_info("server_addr"))
+                with contextlib.suppress(OSError):  # the peer is gone: so is the connection
+                    self._watch.learn(stream.get_extra_info("server_addr"))
         return response
 
     async def aclose(self) -> None:

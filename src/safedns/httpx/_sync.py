@@ -10,6 +10,7 @@ is the same shell for asyncio.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -134,7 +135,8 @@ class _WatchedConnection(httpcore.ConnectionInterface):
         if self._watch.peer is None:
             stream = response.extensions.get("network_stream")
             if stream is not None:
-                self._watch.learn(stream.get_extra_info("server_addr"))
+                with contextlib.suppress(OSError):  # the peer is gone: so is the connection
+                    self._watch.learn(stream.get_extra_info("server_addr"))
         return response
 
     def close(self) -> None:
