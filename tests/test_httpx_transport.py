@@ -104,6 +104,21 @@ def test_connection_watch_retires_when_the_address_leaves_dns_or_by_age() -> Non
     assert v6.check(1.0) is None  # same address, other spelling
 
 
+def test_address_book_is_bounded() -> None:
+    book = AddressBook(max_hosts=3)
+    for i in range(10):
+        book.update(f"h{i}.example.com", [f"192.0.2.{i}"])
+    assert [book.current(f"h{i}.example.com") for i in (6, 7, 8, 9)] == [
+        None,
+        frozenset({"192.0.2.7"}),
+        frozenset({"192.0.2.8"}),
+        frozenset({"192.0.2.9"}),
+    ]
+    assert book.addresses("h9.example.com") == ("192.0.2.9",)
+    book.forget("h9.example.com")
+    assert book.addresses("h9.example.com") is None
+
+
 # ------------------------------------------------------------ the one private hook
 
 
@@ -490,7 +505,12 @@ def test_keepalive_survives_a_dns_outage(dns: DNSServer, resolver: safedns.Resol
             resolver.flush()  # nothing cached, nothing stale: DNS is simply gone
             for _ in range(5):
                 assert client.get(server.url(NAME)).status_code == 200
-        assert server.accepted == 1
+            assert server.accepted == 1
+            # New connections dial the last addresses the transport had.
+            for _ in range(2):
+                response = client.get(server.url(NAME), headers={"Connection": "close"})
+                assert response.status_code == 200
+        assert server.accepted == 3
 
 
 def test_bad_arguments_are_typed_errors(resolver: safedns.Resolver) -> None:

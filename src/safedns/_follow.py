@@ -59,10 +59,14 @@ class AddressBook:
 
     ``update`` is called with what the resolver returned (cheap when nothing
     changed); ``current`` is read on every connection checkout. Safe across
-    threads: each host's entry is replaced whole.
+    threads: each host's entry is replaced whole. At most ``max_hosts``
+    hosts are kept (the oldest is dropped first).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_hosts: int = 10_000) -> None:
+        if max_hosts < 1:
+            raise ValueError(f"max_hosts must be >= 1, got {max_hosts}")
+        self.max_hosts = max_hosts
         self._raw: dict[str, tuple[str, ...]] = {}
         self._current: dict[str, frozenset[str]] = {}
         self._lock = threading.Lock()
@@ -73,8 +77,15 @@ class AddressBook:
             return
         canonical = frozenset(_canonical(a) for a in raw)
         with self._lock:
+            if host not in self._raw and len(self._raw) >= self.max_hosts:
+                oldest = next(iter(self._raw))  # bounded: the longest-known host goes
+                del self._raw[oldest], self._current[oldest]
             self._raw[host] = raw
             self._current[host] = canonical
+
+    def addresses(self, host: str) -> tuple[str, ...] | None:
+        """The host's addresses in the resolver's order, or None."""
+        return self._raw.get(host)
 
     def current(self, host: str) -> frozenset[str] | None:
         """The host's addresses, or None if the host was never resolved."""

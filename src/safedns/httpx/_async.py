@@ -23,6 +23,7 @@ from safedns._resolver import Resolver
 from safedns._retry import RetryBudget, RetryPolicy, RetryRun, parse_retry_after
 from safedns.httpx._common import (
     DEFAULT_LIMITS,
+    NOT_FOUND,
     RESOLVE_ERRORS,
     PoolSettings,
     TransportCounters,
@@ -46,7 +47,9 @@ _NO_RETRY = RetryPolicy(attempts=1)
 class AsyncSafeBackend(httpcore.AsyncNetworkBackend):
     """An httpcore network backend that resolves through a safedns ``AsyncResolver``
     and connects to the addresses in turn (IPv6/IPv4 interleaved), moving on
-    after a connect error or timeout. Sockets come from ``httpcore.AnyIOBackend``;
+    after a connect error or timeout. ``from_book``: dial what the transport
+    read from the resolver for this request (in ``book``) instead of asking
+    it again. Sockets come from ``httpcore.AnyIOBackend``;
     TLS (``start_tls``) still gets the hostname from httpcore, so SNI and the
     certificate check stay on the name."""
 
@@ -56,17 +59,22 @@ class AsyncSafeBackend(httpcore.AsyncNetworkBackend):
         *,
         book: AddressBook | None = None,
         counters: TransportCounters | None = None,
+        from_book: bool = False,
         backend: httpcore.AsyncNetworkBackend | None = None,
     ) -> None:
         self.resolver = resolver
         self.book = book if book is not None else AddressBook()
         self.counters = counters if counters is not None else TransportCounters()
+        self.from_book = from_book
         self._backend = backend if backend is not None else httpcore.AnyIOBackend()
 
     async def addresses(self, host: str, local_address: str | None = None) -> list[str]:
         """The addresses to try for ``host``, in order."""
         if is_ip_literal(host):
             return [host.strip("[]")]
+        known = self.book.addresses(host) if self.from_book else None
+        if known:
+            return interleave(known)
         try:
             found = await self.resolver.resolve_addresses(host, family_for(local_address))
         except RESOLVE_ERRORS as exc:
@@ -254,9 +262,11 @@ class AsyncSafeTransport(httpx.AsyncHTTPTransport):
         self.max_connection_age = max_connection_age
         self._counters = TransportCounters()
         self._book = AddressBook()
-        self._backend = AsyncSafeBackend(self.resolver, book=self._book, counters=self._counters)
         # Follow DNS only where we dial the host ourselves.
-        self._follow = settings.proxy is None and settings.uds is None
+        follow = self._follow = settings.proxy is None and settings.uds is None
+        self._backend = AsyncSafeBackend(
+            self.resolver, book=self._book, counters=self._counters, from_book=follow
+        )
         self._family = family_for(local_address)
         pool: httpcore.AsyncConnectionPool
         if settings.proxy is None:
@@ -287,8 +297,10 @@ class AsyncSafeTransport(httpx.AsyncHTTPTransport):
             return
         try:
             self._book.update(host, await self.resolver.resolve_addresses(host, self._family))
+        except NOT_FOUND:
+            self._book.forget(host)  # the next connection asks the resolver, and fails
         except RESOLVE_ERRORS:
-            return
+            return  # DNS is down: keep the last addresses we had
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         counters = self._counters

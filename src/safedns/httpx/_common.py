@@ -22,6 +22,7 @@ from safedns._retry import Failure
 
 __all__ = [
     "DEFAULT_LIMITS",
+    "NOT_FOUND",
     "RESOLVE_ERRORS",
     "PoolSettings",
     "TransportCounters",
@@ -126,6 +127,7 @@ def resolve_error(host: str, exc: Exception) -> httpcore.ConnectError:
 
 
 RESOLVE_ERRORS = (ResolveError, InvalidName)
+NOT_FOUND = (NameNotFound, InvalidName)
 
 #: httpx's own default (``httpx.HTTPTransport(limits=...)``).
 DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
