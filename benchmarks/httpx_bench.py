@@ -59,6 +59,11 @@ class _Handler(BaseHTTPRequestHandler):
         return None
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # a burst of connects must not meet SYN drops (1 s retransmit)
+
+
 def _client(kind: str) -> Any:
     import httpx
 
@@ -76,8 +81,7 @@ def _client(kind: str) -> Any:
 
 
 def child(params: dict[str, Any]) -> Generator[dict[str, Any], Any, None]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    server.daemon_threads = True
+    server = _Server(("127.0.0.1", 0), _Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     url = f"http://{HOST}:{server.server_address[1]}/"

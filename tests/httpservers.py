@@ -75,6 +75,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # bursts of connects must not meet SYN drops (1 s retransmit)
     daemon_threads = False
     block_on_close = True
     backend: Backend
