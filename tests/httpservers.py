@@ -57,8 +57,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _respond(self) -> None:
         backend = self.server.backend
-        length = int(self.headers.get("Content-Length") or 0)
-        body_in = self.rfile.read(length) if length else b""
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            body_in = self._read_chunked()
+        else:
+            length = int(self.headers.get("Content-Length") or 0)
+            body_in = self.rfile.read(length) if length else b""
         backend.record(self.command, self.path, self.headers, body_in)
         status, headers, body = backend.answer(self)
         self.send_response(status)
@@ -67,6 +70,17 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    def _read_chunked(self) -> bytes:
+        body = b""
+        while True:
+            size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return body
+            body += self.rfile.read(size)
+            self.rfile.readline()  # the CRLF after each chunk
 
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _respond
 

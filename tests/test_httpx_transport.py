@@ -119,6 +119,23 @@ def test_address_book_is_bounded() -> None:
     assert book.addresses("h9.example.com") is None
 
 
+def test_public_names() -> None:
+    import safedns.httpx
+
+    public = {name for name in dir(safedns.httpx) if not name.startswith("_")}
+    assert public <= set(safedns.httpx.__all__) | {"annotations"}
+    for name in ("SafeTransport", "AsyncSafeTransport", "TransportStats"):
+        assert getattr(safedns.httpx, name).__module__ == "safedns.httpx"
+    assert {f for f in TransportStats.__dataclass_fields__} >= {
+        "requests",
+        "attempts",
+        "retries",
+        "retries_denied",
+        "connections_opened",
+        "connections_retired_dns",
+    }
+
+
 # ------------------------------------------------------------ the one private hook
 
 
@@ -465,7 +482,7 @@ def test_a_body_that_cannot_be_replayed_is_not_retried(
         with httpx.Client(transport=transport) as client:
             streamed = client.put(server.url(NAME), content=iter([b"a", b"b"]))
             assert streamed.status_code == 503
-            assert server.request_count == 1
+            assert server.requests == [("PUT", "/", b"ab")]
             assert client.put(server.url(NAME), content=b"ab").status_code == 503
             assert server.request_count == 1 + 3
 

@@ -18,8 +18,8 @@
 from __future__ import annotations
 
 try:
-    import httpcore  # noqa: F401
-    import httpx  # noqa: F401
+    import httpcore as _httpcore  # noqa: F401
+    import httpx as _httpx  # noqa: F401
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(f"safedns.httpx needs httpx: pip install 'safedns[httpx]' ({exc})") from exc
 

@@ -18,13 +18,16 @@ import httpcore
 import httpx
 
 from safedns._exceptions import InvalidName, NameNotFound, ResolveError
-from safedns._retry import Failure
+from safedns._follow import AddressBook
+from safedns._retry import Failure, RetryBudget, RetryPolicy
 
 __all__ = [
     "DEFAULT_LIMITS",
     "NOT_FOUND",
+    "NO_RETRY",
     "RESOLVE_ERRORS",
     "PoolSettings",
+    "Setup",
     "TransportCounters",
     "TransportStats",
     "body_replayable",
@@ -125,6 +128,9 @@ def resolve_error(host: str, exc: Exception) -> httpcore.ConnectError:
         code, text = socket.EAI_AGAIN, "Temporary failure in name resolution"
     return httpcore.ConnectError(f"[Errno {int(code)}] {text} ({host}: {exc})")
 
+
+#: A transport without a retry policy tries each request once.
+NO_RETRY = RetryPolicy(attempts=1)
 
 RESOLVE_ERRORS = (ResolveError, InvalidName)
 NOT_FOUND = (NameNotFound, InvalidName)
@@ -245,6 +251,57 @@ class PoolSettings:
                 "Make sure to install httpx using `pip install httpx[socks]`."
             )
         return "socks", {**self.common(), "proxy_url": url, "proxy_auth": proxy.raw_auth}
+
+
+@dataclass(frozen=True)
+class Setup:
+    """Everything a transport is made of, besides its resolver, backend and
+    pool: checked and built the same way for ``SafeTransport`` and
+    ``AsyncSafeTransport``."""
+
+    settings: PoolSettings
+    retry: RetryPolicy
+    retry_budget: RetryBudget
+    max_connection_age: float | None
+    counters: TransportCounters
+    book: AddressBook
+    #: Follow DNS (pre-read the host's answer, retire connections) only where
+    #: the transport dials the host itself: not through a proxy or a socket file.
+    follow: bool
+    family: int
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        retry: RetryPolicy | None,
+        retry_budget: RetryBudget | None,
+        max_connection_age: float | None,
+        **options: Any,
+    ) -> Setup:
+        if max_connection_age is not None and (
+            isinstance(max_connection_age, bool)
+            or not isinstance(max_connection_age, (int, float))
+            or not max_connection_age >= 0
+        ):
+            raise ValueError(f"max_connection_age must be >= 0 or None, got {max_connection_age}")
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise TypeError(f"retry must be a safedns.RetryPolicy or None, got {retry!r}")
+        if retry_budget is not None and not isinstance(retry_budget, RetryBudget):
+            raise TypeError(
+                f"retry_budget must be a safedns.RetryBudget or None, got {retry_budget!r}"
+            )
+        settings = PoolSettings.build(**options)
+        return cls(
+            settings=settings,
+            retry=retry if retry is not None else NO_RETRY,
+            retry_budget=retry_budget if retry_budget is not None else RetryBudget(),
+            max_connection_age=max_connection_age,
+            counters=TransportCounters(),
+            book=AddressBook(),
+            follow=settings.proxy is None and settings.uds is None,
+            family=family_for(settings.local_address),
+        )
 
 
 def install_pool(transport: httpx.HTTPTransport | httpx.AsyncHTTPTransport, pool: Any) -> None:

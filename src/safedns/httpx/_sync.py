@@ -25,7 +25,7 @@ from safedns.httpx._common import (
     DEFAULT_LIMITS,
     NOT_FOUND,
     RESOLVE_ERRORS,
-    PoolSettings,
+    Setup,
     TransportCounters,
     TransportStats,
     body_replayable,
@@ -40,8 +40,6 @@ __all__ = ["SafeBackend", "SafeTransport"]
 #: At most this much of a response that will be retried is read (so its
 #: connection can be reused) before it is closed.
 _DRAIN_LIMIT = 64 * 1024
-
-_NO_RETRY = RetryPolicy(attempts=1)
 
 
 class SafeBackend(httpcore.NetworkBackend):
@@ -235,11 +233,10 @@ class SafeTransport(httpx.HTTPTransport):
     ) -> None:
         # httpx.HTTPTransport.__init__ is not called: it would build a pool
         # without our backend; install_pool() gives httpx ours instead.
-        if max_connection_age is not None and max_connection_age < 0:
-            raise ValueError(f"max_connection_age must be >= 0 or None, got {max_connection_age}")
-        if retry is not None and not isinstance(retry, RetryPolicy):
-            raise TypeError(f"retry must be a safedns.RetryPolicy or None, got {retry!r}")
-        settings = PoolSettings.build(
+        setup = Setup.build(
+            retry=retry,
+            retry_budget=retry_budget,
+            max_connection_age=max_connection_age,
             verify=verify,
             cert=cert,
             trust_env=trust_env,
@@ -254,28 +251,25 @@ class SafeTransport(httpx.HTTPTransport):
         )
         self._owns_resolver = resolver is None
         self.resolver = resolver if resolver is not None else Resolver()
-        self.retry = retry if retry is not None else _NO_RETRY
-        self.retry_budget = retry_budget if retry_budget is not None else RetryBudget()
+        self.retry = setup.retry
+        self.retry_budget = setup.retry_budget
         self.max_connection_age = max_connection_age
-        self._counters = TransportCounters()
-        self._book = AddressBook()
-        # Follow DNS only where we dial the host ourselves.
-        follow = self._follow = settings.proxy is None and settings.uds is None
+        self._setup = setup
+        self._counters = setup.counters
         self._backend = SafeBackend(
-            self.resolver, book=self._book, counters=self._counters, from_book=follow
+            self.resolver, book=setup.book, counters=setup.counters, from_book=setup.follow
         )
-        self._family = family_for(local_address)
         pool: httpcore.ConnectionPool
-        if settings.proxy is None:
+        if setup.settings.proxy is None:
             pool = _WatchingPool(
-                book=self._book,
-                counters=self._counters,
+                book=setup.book,
+                counters=setup.counters,
                 max_connection_age=max_connection_age,
                 network_backend=self._backend,
-                **settings.direct(),
+                **setup.settings.direct(),
             )
         else:
-            kind, kwargs = settings.proxied()
+            kind, kwargs = setup.settings.proxied()
             proxy_class = httpcore.HTTPProxy if kind == "http" else httpcore.SOCKSProxy
             pool = proxy_class(network_backend=self._backend, **kwargs)
         self.pool = pool
@@ -290,12 +284,13 @@ class SafeTransport(httpx.HTTPTransport):
         """Read the host's current answer (a cache hit, except once per TTL)
         so that pooled connections can follow it. A failure here is not the
         request's: an open connection may still serve it."""
-        if not self._follow or is_ip_literal(host):
+        setup = self._setup
+        if not setup.follow or is_ip_literal(host):
             return
         try:
-            self._book.update(host, self.resolver.resolve_addresses(host, self._family))
+            setup.book.update(host, self.resolver.resolve_addresses(host, setup.family))
         except NOT_FOUND:
-            self._book.forget(host)  # the next connection asks the resolver, and fails
+            setup.book.forget(host)  # the next connection asks the resolver, and fails
         except RESOLVE_ERRORS:
             return  # DNS is down: keep the last addresses we had
 
