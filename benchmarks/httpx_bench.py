@@ -148,12 +148,15 @@ def _outage(client: Any, url: str, seconds: float) -> dict[str, Any]:
 
 
 def _measure(ctx: Context, server: Server, proc: Child, rows: dict[str, PeerRow]) -> None:
-    """Alternate the clients round by round, so both see the same machine load."""
+    """Alternate the clients round by round (A B, B A, ...), so both see the
+    same machine load and neither always goes first."""
     n = ctx.sizes.httpx_requests
     for mode in MODES:
         best: dict[str, float] = {}
-        for _ in range(ROUNDS):
-            for client, row in rows.items():
+        for round_ in range(ROUNDS):
+            order = list(rows) if round_ % 2 == 0 else list(reversed(rows))
+            for client in order:
+                row = rows[client]
                 if not row.ok:
                     continue
                 server.clear()
@@ -254,8 +257,8 @@ def run(ctx: Context) -> ScenarioResult:
     result.notes.append(
         f"{n:,} sequential GETs per client and mode from one process to an HTTP/1.1 server in "
         f"it (so req/s is client + server CPU), best of {ROUNDS} rounds alternating the "
-        "clients; DNS queries counted at dnsmasq in each client's first round, scaled to 10k "
-        "requests. Record TTL 300 s."
+        "clients (A B, B A, A B); DNS queries counted at dnsmasq in each client's first "
+        "round, scaled to 10k requests. Record TTL 300 s."
     )
     result.notes.append(
         f"DNS down: one healthy request, then {OUTAGE_TTL + 0.5:g} s idle (the {OUTAGE_TTL} s "
