@@ -279,6 +279,8 @@ class H2Backend:
         except (ssl.SSLError, OSError):
             raw.close()
             return
+        with self._lock:  # close() must shut down the socket that owns the fd now
+            self._socks[self._socks.index(raw)] = sock
         conn = self._h2_connection(config=self._h2_config)
         conn.initiate_connection()
         try:

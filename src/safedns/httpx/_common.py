@@ -71,9 +71,8 @@ class TransportCounters:
 
     def __init__(self) -> None:
         self._counts = {name: itertools.count() for name in _FIELDS}
-        self.bump = self._bump
 
-    def _bump(self, name: str) -> None:
+    def bump(self, name: str) -> None:
         next(self._counts[name])
 
     def snapshot(self) -> TransportStats:
