@@ -9,6 +9,14 @@ ScenarioResult``; ``_report`` renders the table, the JSON and the Markdown of
 from __future__ import annotations
 
 #: Scenario modules, in the order they run and are reported.
-SCENARIOS = ("amplification", "hit_latency", "burst", "outage", "scale", "httpx_bench")
+SCENARIOS = (
+    "amplification",
+    "hit_latency",
+    "burst",
+    "outage",
+    "scale",
+    "httpx_bench",
+    "negative_cache",
+)
 
 __all__ = ["SCENARIOS"]

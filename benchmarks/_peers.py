@@ -43,7 +43,8 @@ FAILED = "temporary failure"
 PORT = 443
 
 
-#: Every peer that resolves names, in the order the tables list them.
+#: The peers the amplification and outage tables list, in order (the burst adds the
+#: asyncio front ends: aiohttp over safedns, async_getaddrinfo, the patched loop).
 PEER_ORDER = (
     "glibc",
     "dnspython",
@@ -80,6 +81,17 @@ PEERS: dict[str, PeerInfo] = {
         PeerInfo("safedns", "safedns Resolver.resolve_addresses", "thread"),
         PeerInfo("safedns-getaddrinfo", "safedns getaddrinfo drop-in", "thread"),
         PeerInfo("safedns-async", "safedns AsyncResolver", "task"),
+        PeerInfo(
+            "aiohttp-safedns", "aiohttp + safedns.aiohttp.Resolver, use_dns_cache=False", "task"
+        ),
+        PeerInfo("safedns-async-getaddrinfo", "safedns async_getaddrinfo", "task"),
+        # Connects for real: the records' addresses are put on the namespace's loopback.
+        PeerInfo(
+            "safedns-patched-loop",
+            "asyncio.open_connection by name, safedns.patched()",
+            "task",
+            True,
+        ),
     )
 }
 
@@ -445,6 +457,143 @@ async def _safedns_async(setup: DnsSetup, overrides: dict[str, Any]) -> AsyncPee
     return AsyncPeer(lookup, aclose, info)
 
 
+def _gai_lookup(getaddrinfo: Callable[..., Awaitable[Any]]) -> Callable[[str], Awaitable[Outcome]]:
+    async def lookup(name: str) -> Outcome:
+        try:
+            infos = await getaddrinfo(name, PORT, type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            return _gai_outcome(exc)
+        return _sockaddr_outcome(infos)
+
+    return lookup
+
+
+async def _aiohttp_safedns(setup: DnsSetup, overrides: dict[str, Any]) -> AsyncPeer:
+    try:
+        import aiohttp
+
+        import safedns.aiohttp as safedns_aiohttp
+    except ImportError as exc:
+        raise Unavailable(f"aiohttp or safedns.aiohttp is missing ({exc})") from None
+    shared = safedns.AsyncResolver(safedns_config(setup, **overrides))
+    resolver = safedns_aiohttp.Resolver(shared)
+    connector = aiohttp.TCPConnector(resolver=resolver, use_dns_cache=False)
+    resolve_host = getattr(connector, "_resolve_host", None)
+    if resolve_host is None:
+        await connector.close()
+        await shared.aclose()
+        raise Unavailable("aiohttp.TCPConnector._resolve_host is gone in this version")
+
+    async def lookup(name: str) -> Outcome:
+        try:
+            hosts = await resolve_host(name, PORT)
+        except OSError as exc:
+            cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc
+            return _gai_outcome(cause) if isinstance(cause, socket.gaierror) else FAILED
+        return _sorted(h["host"] for h in hosts)
+
+    async def aclose() -> None:
+        await connector.close()
+        await resolver.close()
+        await shared.aclose()
+
+    return AsyncPeer(lookup, aclose, _stats_info(shared))
+
+
+async def _safedns_async_getaddrinfo(setup: DnsSetup, overrides: dict[str, Any]) -> AsyncPeer:
+    function = getattr(safedns, "async_getaddrinfo", None)
+    if function is None:
+        raise Unavailable("safedns.async_getaddrinfo is not in this tree yet")
+    resolver = safedns.AsyncResolver(safedns_config(setup, **overrides))
+
+    async def getaddrinfo(host: str, port: int, **kwargs: Any) -> Any:
+        return await function(host, port, resolver=resolver, **kwargs)
+
+    return AsyncPeer(_gai_lookup(getaddrinfo), resolver.aclose, _stats_info(resolver))
+
+
+def _local_addresses() -> list[str]:
+    """Put the workload's IPv4 addresses on the namespace's loopback (so a connection
+    to them succeeds); only ever called inside the benchmark's network namespace."""
+    import subprocess
+
+    from ._common import EXTERNAL
+
+    added = []
+    for addresses in EXTERNAL.values():
+        for address in addresses:
+            if ":" in address:
+                continue
+            proc = subprocess.run(
+                ["ip", "addr", "replace", f"{address}/32", "dev", "lo"],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if proc.returncode != 0:
+                raise Unavailable(f"cannot put {address} on lo: {proc.stderr.strip()}")
+            added.append(address)
+    return added
+
+
+def _raise_fd_limit(wanted: int = 8192) -> None:
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < wanted:
+        limit = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
+
+
+async def _safedns_patched_loop(setup: DnsSetup, overrides: dict[str, Any]) -> AsyncPeer:
+    """``asyncio.open_connection(name, port)`` under ``safedns.patched(resolver)``: the
+    lookup is the loop's own ``getaddrinfo``, then a real TCP connection is made to a
+    listener on the namespace's loopback (the workload's addresses are put there)."""
+    _local_addresses()
+    _raise_fd_limit()
+    loop = asyncio.get_running_loop()
+    before = loop.getaddrinfo
+
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    listener = await asyncio.start_server(accept, "0.0.0.0", 0, backlog=4096)
+    port = listener.sockets[0].getsockname()[1]
+    resolver = Resolver(safedns_config(setup, **overrides))
+    manager = safedns.patched(resolver)
+    manager.__enter__()
+    loop_patched = loop.getaddrinfo != before
+    via = (
+        "safedns.patched(resolver): the loop's getaddrinfo goes through safedns, no thread"
+        if loop_patched
+        else "safedns.patched(resolver) patches socket.getaddrinfo only here: "
+        "loop.getaddrinfo still hops to the default executor"
+    )
+
+    async def lookup(name: str) -> Outcome:
+        try:
+            _, writer = await asyncio.open_connection(name, port)
+        except socket.gaierror as exc:
+            return _gai_outcome(exc)
+        except OSError:
+            return FAILED
+        writer.close()
+        # What it resolved, for the right-answer check: a cache hit by now.
+        infos = await loop.getaddrinfo(name, PORT, type=socket.SOCK_STREAM)
+        return _sockaddr_outcome(infos)
+
+    async def aclose() -> None:
+        manager.__exit__(None, None, None)
+        listener.close()
+        await listener.wait_closed()
+        resolver.close()
+
+    def info() -> dict[str, Any]:
+        return {"via": via, "loop_patched": loop_patched, **_stats_info(resolver)()}
+
+    return AsyncPeer(lookup, aclose, info)
+
+
 async def open_async_peer(peer: str, setup: DnsSetup, **overrides: Any) -> AsyncPeer:
     """An awaitable lookup for ``peer`` (call inside a running event loop)."""
     info = PEERS[peer]
@@ -457,4 +606,10 @@ async def open_async_peer(peer: str, setup: DnsSetup, **overrides: Any) -> Async
         return await _aiohttp(setup, threaded=peer == "aiohttp-threaded")
     if peer == "safedns-async":
         return await _safedns_async(setup, overrides)
+    if peer == "aiohttp-safedns":
+        return await _aiohttp_safedns(setup, overrides)
+    if peer == "safedns-async-getaddrinfo":
+        return await _safedns_async_getaddrinfo(setup, overrides)
+    if peer == "safedns-patched-loop":
+        return await _safedns_patched_loop(setup, overrides)
     raise ValueError(f"{peer!r} is not an async peer")

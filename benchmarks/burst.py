@@ -25,7 +25,16 @@ NAME = "burst"
 HOST = "api.example.com"
 WARM_HOST = "warm-up.example.net"
 THREAD_PEERS = ("glibc", "dnspython", "dnspython-lru", "safedns", "safedns-getaddrinfo")
-TASK_PEERS = ("asyncio-glibc", "aiodns", "aiohttp-threaded", "aiohttp-async", "safedns-async")
+TASK_PEERS = (
+    "asyncio-glibc",
+    "aiodns",
+    "aiohttp-threaded",
+    "aiohttp-async",
+    "aiohttp-safedns",
+    "safedns-async",
+    "safedns-async-getaddrinfo",
+    "safedns-patched-loop",
+)
 TTL = 300
 _JOIN_TIMEOUT = 120.0
 

@@ -30,6 +30,7 @@ SCENARIOS = (
     "scale",
     "scale_flood",
     "httpx_bench",
+    "negative_cache",
 )
 
 
@@ -127,6 +128,10 @@ def test_other_scenarios_have_their_figures(tiny: dict[str, Any]) -> None:
         assert _number(fill["bytes_per_entry_1000"]) and _number(fill["hit_median_ns_1000"])
         flood = scenarios["scale_flood"]["peers"]["safedns-nobudget"]
         assert _number(flood["rss_growth"]) and flood["negative_entries"] >= 1
+    negative = scenarios["negative_cache"]["peers"]
+    assert negative["safedns-async"]["before"] == "NODATA"
+    assert _number(negative["safedns-async"]["queries_after_add"])
+    assert negative["aiodns"]["status"] == "ok" and negative["aiodns"]["seen_ms"] is not None
     if scenarios["httpx_bench"]["status"] == "ok":
         plain = scenarios["httpx_bench"]["peers"]["httpx"]
         assert _number(plain["rps_close"]) and _number(plain["queries_per_10k_close"])

@@ -377,3 +377,49 @@ def test_replay_quick_json_subprocess() -> None:
     assert 2 <= data["baseline_queries_per_lookup"] <= 8
     # Progress went to stderr as plain lines (not a TTY).
     assert "baseline" in proc.stderr and "\r" not in proc.stderr
+
+
+# -- --version, repeatable --type, --json ------------------------------------------
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"safedns {safedns.__version__}"
+
+
+def test_resolve_several_types_as_json(
+    zone: DNSServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    zone.add("mail.example.com", "MX", "10 mx1.example.com.")
+    zone.add("mail.example.com", "AAAA", "2001:db8::25")
+    argv = ["resolve", "mail.example.com", "--type", "MX", "--type", "aaaa", "--json"]
+    assert main([*argv, "--server", zone.nameserver]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["name"] == "mail.example.com"
+    mx, aaaa = document["answers"]
+    assert (mx["type"], mx["records"], mx["name"]) == (
+        "MX",
+        ["10 mx1.example.com."],
+        "mail.example.com.",
+    )
+    assert (aaaa["type"], aaaa["records"]) == ("AAAA", ["2001:db8::25"])
+    assert isinstance(mx["ttl"], int) and mx["from_cache"] is False and mx["stale"] is False
+    assert [(q["qname"], q["type"]) for q in document["queries"]] == zone.queries
+    assert zone.queries == [("mail.example.com.", "MX"), ("mail.example.com.", "AAAA")]
+
+
+def test_resolve_json_partial_failure(zone: DNSServer, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["resolve", "api.example.com.", "--type", "A", "--type", "MX", "--type", "BOGUS"]
+    assert main([*argv, "--json", "--server", zone.nameserver]) == 2
+    a, mx, bogus = json.loads(capsys.readouterr().out)["answers"]
+    assert a["records"] == ["192.0.2.10"]
+    assert mx["error"] == "not found"
+    assert bogus["error"] == "invalid" and "unknown record type" in bogus["message"]
+
+
+def test_resolve_several_types_text(zone: DNSServer, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["resolve", "api.example.com.", "--type", "A", "--type", "AAAA"]
+    assert main([*argv, "--server", zone.nameserver]) == 0
+    out = capsys.readouterr().out
+    assert "answer: api.example.com. A" in out and "answer: api.example.com. AAAA" in out
+    assert "  2001:db8::10\n" in out

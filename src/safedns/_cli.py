@@ -16,10 +16,20 @@ from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 from safedns._config import ResolverConfig
+from safedns._doctor import default_names, diagnose, format_diagnosis, gather, probe_nameservers
 from safedns._exceptions import InvalidName, NameNotFound, TemporaryFailure
+from safedns._fleet import format_fleet, run_fleet
 from safedns._planning import cluster_domain_of, plan
-from safedns._replay import Progress, format_report, glibc_plan, run_replay
+from safedns._replay import format_report, glibc_plan, run_replay
 from safedns._resolver import Resolver
+from safedns._timeline import (
+    PlotUnavailable,
+    QueryTimeline,
+    check_plot_available,
+    close_progress,
+    make_progress,
+    plot_replay,
+)
 
 __all__ = ["main"]
 
@@ -75,11 +85,18 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _version() -> str:
+    from safedns import __version__
+
+    return __version__
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="safedns",
         description="A caching, ndots-aware DNS stub resolver that will not flood your DNS.",
     )
+    parser.add_argument("--version", action="version", version=f"safedns {_version()}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
     resolve = commands.add_parser(
@@ -89,7 +106,14 @@ def _parser() -> argparse.ArgumentParser:
         "print the answer and every query sent upstream.",
     )
     resolve.add_argument("name", metavar="NAME")
-    resolve.add_argument("--type", default="A", help="record type: A, AAAA, CNAME, TXT, ...")
+    resolve.add_argument(
+        "--type",
+        action="append",
+        dest="types",
+        metavar="TYPE",
+        help="record type: A (default), AAAA, MX, CNAME, TXT, ... (repeatable)",
+    )
+    resolve.add_argument("--json", action="store_true", help="print one JSON object")
     resolve.add_argument(
         "--server",
         action="append",
@@ -126,6 +150,25 @@ def _parser() -> argparse.ArgumentParser:
         help="processes driving the baseline (default: up to 3 with more than 2 CPUs, else 1 "
         "= in-process)",
     )
+    replay.add_argument(
+        "--plot",
+        metavar="FILE.png",
+        help="draw upstream queries/s over time, baseline vs safedns (needs safedns[plot])",
+    )
+    replay.add_argument(
+        "--pods",
+        type=_positive_int,
+        metavar="N",
+        help="instead of the replay, the fleet model: N pods against one cluster DNS, "
+        "next to one CoreDNS replica's capacity",
+    )
+    replay.add_argument(
+        "--pod-rate",
+        type=_positive_float,
+        default=10.0,
+        metavar="LOOKUPS",
+        help="with --pods: lookups per second per pod (default 10)",
+    )
     replay.set_defaults(handler=_cmd_replay)
 
     run = commands.add_parser(
@@ -136,6 +179,29 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND")
     run.set_defaults(handler=_cmd_run)
+
+    doctor = commands.add_parser(
+        "doctor",
+        help="check this host's resolver setup: cost per name, nameservers, advice",
+        description="Read resolv.conf (or $SAFEDNS_RESOLV_CONF), nsswitch.conf, the hosts file "
+        "and the SAFEDNS_* and glibc environment variables; for each NAME, count the queries "
+        "glibc and safedns send; ask each nameserver once; give advice. Exit status 1 when it "
+        "finds a problem (an error; with --strict, a warning too).",
+    )
+    doctor.add_argument("names", nargs="*", metavar="NAME", help="names to examine")
+    doctor.add_argument("--json", action="store_true", help="print one JSON object")
+    doctor.add_argument("--strict", action="store_true", help="exit 1 on warnings too")
+    doctor.add_argument(
+        "--probe-timeout",
+        type=_positive_float,
+        default=1.0,
+        metavar="S",
+        help="seconds to wait for each nameserver (default 1)",
+    )
+    doctor.add_argument("--resolv-conf", metavar="PATH")
+    doctor.add_argument("--nsswitch-conf", metavar="PATH", default="/etc/nsswitch.conf")
+    doctor.add_argument("--hosts-file", metavar="PATH", default="/etc/hosts")
+    doctor.set_defaults(handler=_cmd_doctor)
 
     audit = commands.add_parser(
         "audit",
@@ -180,19 +246,48 @@ def _cmd_resolve(args: argparse.Namespace) -> int:
     def on_query(server: str, qname: str, rdtype: str, transport: str) -> None:
         sent.append((server, qname, rdtype, transport))
 
+    types: list[str] = list(dict.fromkeys(t.upper() for t in args.types or ["A"]))
+    results: list[dict[str, Any]] = []
     status = 0
     with Resolver(config, on_query=on_query) as resolver:
-        try:
-            answer = resolver.resolve(args.name, args.type)
-        except NameNotFound as exc:
-            status = _error(str(exc), 1)
-        except (InvalidName, ValueError, TemporaryFailure) as exc:  # ValueError: unknown type
-            status = _error(str(exc))
-        else:
-            print(f"answer: {answer.name} {answer.rdtype} ttl={answer.ttl}")
-            print(f"canonical name: {answer.canonical_name}")
-            for record in answer.records:
-                print(f"  {record}")
+        for rdtype in types:
+            try:
+                answer = resolver.resolve(args.name, rdtype)
+            except NameNotFound as exc:
+                results.append({"type": rdtype, "error": "not found", "message": str(exc)})
+                status = max(status, 1)
+            except (InvalidName, ValueError, TemporaryFailure) as exc:  # ValueError: bad type
+                kind = "temporary failure" if isinstance(exc, TemporaryFailure) else "invalid"
+                results.append({"type": rdtype, "error": kind, "message": str(exc)})
+                status = 2
+            else:
+                results.append(
+                    {
+                        "type": answer.rdtype,
+                        "name": answer.name,
+                        "canonical_name": answer.canonical_name,
+                        "ttl": answer.ttl,
+                        "records": list(answer.records),
+                        "from_cache": answer.from_cache,
+                        "stale": answer.stale,
+                    }
+                )
+    queries = [
+        {"server": server, "qname": qname, "type": rdtype, "transport": transport}
+        for server, qname, rdtype, transport in sent
+    ]
+    if args.json:
+        document = {"name": args.name, "answers": results, "queries": queries}
+        print(json.dumps(document, indent=2))
+        return status
+    for result in results:
+        if "error" in result:
+            print(f"safedns: {result['message']}", file=sys.stderr)
+            continue
+        print(f"answer: {result['name']} {result['type']} ttl={result['ttl']}")
+        print(f"canonical name: {result['canonical_name']}")
+        for record in result["records"]:
+            print(f"  {record}")
     print(f"queries sent: {len(sent)}")
     for server, qname, rdtype, transport in sent:
         print(f"  {server} {qname} {rdtype} {transport}")
@@ -203,19 +298,42 @@ def _cmd_resolve(args: argparse.Namespace) -> int:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
+    if args.pods is not None:
+        if args.plot:
+            return _error("replay: --plot draws the replay, not the fleet model (--pods)")
+        fleet = run_fleet(args.pods, rate=args.pod_rate, seed=args.seed)
+        print(json.dumps(fleet.as_dict(), indent=2) if args.json else format_fleet(fleet))
+        return 0
+    if args.plot:
+        try:
+            check_plot_available()
+        except PlotUnavailable as exc:
+            return _error(str(exc))
     lookups = args.lookups if args.lookups is not None else 2_000 if args.quick else 10_000
     outage = args.outage_seconds if args.outage_seconds is not None else 2.0 if args.quick else 5.0
-    report = run_replay(
-        lookups,
-        seed=args.seed,
-        outage_seconds=outage,
-        workers=args.workers,
-        progress=Progress(sys.stderr),
-    )
+    timeline = QueryTimeline() if args.plot else None
+    progress = make_progress(sys.stderr)
+    try:
+        report = run_replay(
+            lookups,
+            seed=args.seed,
+            outage_seconds=outage,
+            workers=args.workers,
+            progress=progress,
+            recorder=timeline,
+        )
+    finally:
+        close_progress(progress)
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     else:
         print(format_report(report))
+    if timeline is not None:
+        try:
+            plot_replay(timeline, report, args.plot)
+        except OSError as exc:
+            return _error(f"cannot write {args.plot}: {exc}")
+        print(f"plot written to {args.plot}", file=sys.stderr)
     return 0
 
 
@@ -235,6 +353,24 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print("safedns run is not available in this build", file=sys.stderr)
         return 2
     return int(run_command(command))
+
+
+# ---------------------------------------------------------------------- doctor
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    facts = gather(
+        resolv_conf=args.resolv_conf, nsswitch=args.nsswitch_conf, hosts=args.hosts_file
+    )
+    names = list(args.names) or default_names(facts.config)
+    probes = probe_nameservers(facts.config.nameservers, args.probe_timeout)
+    diagnosis = diagnose(facts, names, probes)
+    if args.json:
+        print(json.dumps(diagnosis.as_dict(), indent=2))
+    else:
+        print(format_diagnosis(diagnosis))
+    failed = not diagnosis.ok or (args.strict and bool(diagnosis.problems))
+    return 1 if failed else 0
 
 
 # ----------------------------------------------------------------------- audit

@@ -41,6 +41,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypedDict
 
+from safedns._planning import DEFAULT_EXTERNAL_TLDS
+
 __all__ = ["ResolverConfig", "parse_nameserver"]
 
 #: Where glibc reads its configuration from (``_PATH_RESCONF``).
@@ -204,6 +206,14 @@ def _normalise_domain(value: object, field: str) -> str:
     return name
 
 
+def _normalise_tld(value: object) -> str:
+    """A top-level domain as one lower-case label of letters, digits and hyphens."""
+    name = _normalise_domain(value, "external_tlds")
+    if not all(ch.isalnum() or ch == "-" for ch in name):
+        raise ValueError(f"external_tlds: {value!r} is not one label (letters, digits, '-')")
+    return name
+
+
 def _as_tuple(value: object, field: str) -> tuple[object, ...]:
     if isinstance(value, (str, bytes)):
         raise ValueError(
@@ -257,8 +267,8 @@ class ResolverConfig:
 
     Tuple fields also accept lists (or any iterable except a str); they are
     stored as tuples.  Domain names (``search``, ``cluster_domain``,
-    ``internal_suffixes``) are stored lower case without leading or trailing
-    dots.  Every invalid value raises ValueError naming the field.
+    ``internal_suffixes``, ``external_tlds``) are stored lower case without
+    leading or trailing dots.  Every invalid value raises ValueError naming the field.
     """
 
     #: Upstream servers, tried in order: ``"ip"``, ``"ip:port"`` or ``"[v6]:port"``
@@ -281,6 +291,11 @@ class ResolverConfig:
     cluster_domain: str | None = None
     #: Names under these suffixes are never treated as external; () = none.
     internal_suffixes: tuple[str, ...] = ()
+    #: Last labels that make a name with one or two dots (``service.namespace``)
+    #: external; other such names walk the search list first (docs/planning.md).
+    external_tlds: tuple[str, ...] = DEFAULT_EXTERNAL_TLDS
+    #: Ask clearly external names as-is first; False = glibc's exact order.
+    external_first: bool = True
     #: Capacity of the positive cache, in entries; >= 1.
     max_entries: int = 10_000
     #: Capacity of the negative cache, in entries; >= 1.
@@ -329,6 +344,8 @@ class ResolverConfig:
             rotate: bool = ...,
             cluster_domain: str | None = ...,
             internal_suffixes: Iterable[str] = ...,
+            external_tlds: Iterable[str] = ...,
+            external_first: bool = ...,
             max_entries: int = ...,
             max_negative_entries: int = ...,
             min_ttl: float = ...,
@@ -369,6 +386,9 @@ class ResolverConfig:
                 for d in _as_tuple(self.internal_suffixes, "internal_suffixes")
             ),
         )
+        tlds = (_normalise_tld(t) for t in _as_tuple(self.external_tlds, "external_tlds"))
+        set_("external_tlds", tuple(dict.fromkeys(tlds)))
+        set_("external_first", _check_bool("external_first", self.external_first))
 
         set_("ndots", _check_int("ndots", self.ndots, 0, _RES_MAXNDOTS))
         set_("timeout", _check_number("timeout", self.timeout, positive=True))
@@ -440,9 +460,10 @@ class ResolverConfig:
         3. ``LOCALDOMAIN`` (replaces the search list) and ``RES_OPTIONS`` (same
            syntax as ``options``), as glibc applies them.
         4. ``SAFEDNS_NAMESERVERS`` (comma-separated), ``SAFEDNS_SEARCH``
-           (space-separated; empty = no search list) and ``SAFEDNS_NDOTS``
-           (integer 0..15).  An invalid value raises ValueError naming the
-           variable.
+           (space-separated; empty = no search list), ``SAFEDNS_NDOTS``
+           (integer 0..15) and ``SAFEDNS_EXTERNAL_FIRST`` (1/0, true/false,
+           yes/no, on/off; empty = unset).  An invalid value raises ValueError
+           naming the variable.
         5. *overrides*: any field of :class:`ResolverConfig`.
 
         *environ* defaults to ``os.environ``; pass a dict to isolate from it.
@@ -481,8 +502,12 @@ class ResolverConfig:
 # ---------------------------------------------------------------- SAFEDNS_* env
 
 
+_FLAGS = {"1": True, "true": True, "yes": True, "on": True}
+_FLAGS.update({"0": False, "false": False, "no": False, "off": False})
+
+
 def _safedns_env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
-    """The fields set by ``SAFEDNS_NAMESERVERS``, ``SAFEDNS_SEARCH``, ``SAFEDNS_NDOTS``."""
+    """The fields set by ``SAFEDNS_NAMESERVERS``, ``_SEARCH``, ``_NDOTS``, ``_EXTERNAL_FIRST``."""
     out: dict[str, Any] = {}
 
     raw = env.get("SAFEDNS_NAMESERVERS")
@@ -513,6 +538,14 @@ def _safedns_env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
         if ndots > _RES_MAXNDOTS:
             raise ValueError(f"SAFEDNS_NDOTS must be between 0 and {_RES_MAXNDOTS}, got {ndots}")
         out["ndots"] = ndots
+
+    raw = env.get("SAFEDNS_EXTERNAL_FIRST", "").strip().lower()
+    if raw:
+        if raw not in _FLAGS:
+            raise ValueError(
+                f"SAFEDNS_EXTERNAL_FIRST must be 1/0, true/false, yes/no or on/off, got {raw!r}"
+            )
+        out["external_first"] = _FLAGS[raw]
 
     return out
 

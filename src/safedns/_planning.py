@@ -1,14 +1,21 @@
 """Query planning: which absolute names to ask for, in which order.
 
 ``plan`` turns a host name into the ordered candidate list a stub resolver
-queries, following glibc's ``res_search`` (search list vs. ``ndots``) with two
-short cuts that avoid the Kubernetes ``ndots:5`` query storm:
+queries. The order is glibc's ``res_search`` (the search list first when the
+name has fewer than ``ndots`` dots, the name as-is first otherwise), with one
+saving: a name that is *clearly external* is asked as-is first even when it
+has fewer than ``ndots`` dots, which avoids the Kubernetes ``ndots:5`` query
+storm. A trailing dot means "exactly this name".
 
-1. a trailing dot means "exactly this name";
-2. names under the cluster domain are already fully qualified;
-3. names ending in a real IANA top-level domain (and not listed in
-   ``internal_suffixes``) are tried as-is first, then the search list;
-4. everything else uses glibc's order.
+A name is clearly external only when none of these holds (docs/planning.md):
+
+a. its last label is the pod's own namespace (from the search list) or
+   ``svc``, or it is under the cluster domain or an ``internal_suffixes``
+   entry, whatever its number of dots;
+b. it has one or two dots (``service.namespace``, ``pod.service.namespace``)
+   and its last label is not in ``external_tlds``;
+c. its last label is not an IANA top-level domain (one label is never external);
+d. ``external_first`` is off.
 
 Names are encoded like CPython's ``socket.getaddrinfo`` encodes str hosts
 (the ``idna`` codec, IDNA 2003) and validated against what DNS can carry.
@@ -25,7 +32,15 @@ from typing import NamedTuple, Protocol
 
 from safedns._exceptions import InvalidName
 
-__all__ = ["cluster_domain_of", "encode_name", "iana_tld_version", "is_external", "plan"]
+__all__ = [
+    "DEFAULT_EXTERNAL_TLDS",
+    "cluster_domain_of",
+    "encode_name",
+    "iana_tld_version",
+    "is_external",
+    "namespace_of",
+    "plan",
+]
 
 _MAX_NAME = 253  # octets, presentation form, without the trailing dot
 _MAX_LABEL = 63
@@ -57,6 +72,16 @@ class PlanConfig(Protocol):
     @property
     def internal_suffixes(self) -> tuple[str, ...]:
         """Suffixes that are never "external", even under an IANA TLD."""
+        ...
+
+    @property
+    def external_tlds(self) -> tuple[str, ...]:
+        """TLDs that make a name with one or two dots external (lower case)."""
+        ...
+
+    @property
+    def external_first(self) -> bool:
+        """False: glibc's exact order for every name."""
         ...
 
 
@@ -139,6 +164,11 @@ def encode_name(name: str | bytes) -> str:
 
 # ------------------------------------------------------------------ planning
 
+#: TLDs that make a name with one or two dots clearly external by default. No
+#: realistic Kubernetes namespace has one of these names, whereas prod, dev,
+#: app, data, cloud, shop and services are both common namespaces and IANA TLDs.
+DEFAULT_EXTERNAL_TLDS = ("com", "net", "org", "edu", "gov", "mil", "int")
+
 
 def _normalize(domain: str) -> str:
     return domain.strip(".").lower()
@@ -157,6 +187,27 @@ def cluster_domain_of(search: Iterable[str]) -> str | None:
     return None
 
 
+def namespace_of(search: Iterable[str], cluster_domain: str | None = None) -> str | None:
+    """The pod's own Kubernetes namespace implied by a search list, if any.
+
+    ``<ns>`` of the first entry ``<ns>.svc.<cd>``, where ``<cd>`` is
+    *cluster_domain* or, when None, ``cluster_domain_of(search)``.
+
+    >>> namespace_of(["prod.svc.cluster.local", "svc.cluster.local", "cluster.local"])
+    'prod'
+    """
+    domains = [_normalize(d) for d in search]
+    cluster = _normalize(cluster_domain) if cluster_domain else cluster_domain_of(domains)
+    if not cluster:
+        return None
+    tail = f".svc.{cluster}"
+    for domain in domains:
+        namespace = domain[: -len(tail)] if domain.endswith(tail) else ""
+        if namespace and "." not in namespace:
+            return namespace
+    return None
+
+
 class _Prepared(NamedTuple):
     """Per-config data, computed once per distinct config."""
 
@@ -167,6 +218,10 @@ class _Prepared(NamedTuple):
     cluster_suffix: str  # "." + cluster, or "" when there is none
     internal: frozenset[str]
     internal_suffixes: tuple[str, ...]  # "." + suffix
+    external_first: bool
+    external_tlds: frozenset[str]
+    # Last labels that are never external: "svc" and the pod's own namespace.
+    internal_tlds: frozenset[str]
 
 
 @functools.lru_cache(maxsize=16)
@@ -175,11 +230,14 @@ def _prepare(
     ndots: int,
     cluster_domain: str | None,
     internal_suffixes: tuple[str, ...],
+    external_tlds: tuple[str, ...],
+    external_first: bool,
 ) -> _Prepared:
     domains = tuple(dict.fromkeys(_normalize(d) for d in search))
     suffixes = tuple((f".{d}" if d else "", len(d) + 1 if d else 0) for d in domains)
     cluster = _normalize(cluster_domain) if cluster_domain else cluster_domain_of(domains)
     internal = frozenset(s for s in (_normalize(s) for s in internal_suffixes) if s)
+    namespace = namespace_of(domains, cluster) if cluster else None
     return _Prepared(
         ndots=ndots,
         suffixes=suffixes,
@@ -188,6 +246,9 @@ def _prepare(
         cluster_suffix=f".{cluster}" if cluster else "",
         internal=internal,
         internal_suffixes=tuple(f".{s}" for s in sorted(internal)),
+        external_first=bool(external_first),
+        external_tlds=frozenset(_normalize(t) for t in external_tlds),
+        internal_tlds=frozenset({"svc", namespace} if namespace else {"svc"}),
     )
 
 
@@ -197,38 +258,72 @@ def _prepared(config: PlanConfig) -> _Prepared:
         config.ndots,
         config.cluster_domain,
         tuple(config.internal_suffixes),
+        tuple(config.external_tlds),
+        config.external_first,
     )
 
 
-def _in_cluster(name: str, prepared: _Prepared) -> bool:
+def _external(name: str, dots: int, prepared: _Prepared) -> bool:
+    """Whether ``name`` (encoded, no trailing dot, ``dots`` dots) is clearly external."""
+    if not dots or not prepared.external_first:
+        return False  # one label (rule c), or the switch is off (rule d)
+    tld = name[name.rfind(".") + 1 :]
+    if tld not in _iana()[1] or tld in prepared.internal_tlds:
+        return False  # rule c; rule a: the own namespace or "svc"
+    if dots <= 2 and tld not in prepared.external_tlds:
+        return False  # rule b: service.namespace, pod.service.namespace
     cluster = prepared.cluster
-    return cluster is not None and (name == cluster or name.endswith(prepared.cluster_suffix))
-
-
-def _external(name: str, prepared: _Prepared) -> bool:
-    dot = name.rfind(".")
-    if dot < 0 or name[dot + 1 :] not in _iana()[1]:
-        return False
+    if cluster is not None and (name == cluster or name.endswith(prepared.cluster_suffix)):
+        return False  # rule a: under the cluster domain
     return not (
         prepared.internal
         and (name in prepared.internal or name.endswith(prepared.internal_suffixes))
-    )
+    )  # rule a: under an internal suffix
 
 
 def is_external(name: str, config: PlanConfig) -> bool:
-    """Whether an encoded name (no trailing dot) is tried as-is first (rule 3).
+    """Whether ``plan`` asks an encoded name as-is first whatever ``ndots``.
 
-    True for two or more labels ending in an IANA TLD, unless an
-    ``internal_suffixes`` entry or the cluster domain covers the name.
+    True when ``config.external_first`` is on and the name (a trailing dot is
+    ignored) is clearly external: none of rules a, b, c of the module doc
+    holds. When False, ``plan`` follows glibc's order exactly.
     """
     if name.endswith("."):
         name = name[:-1]
-    prepared = _prepared(config)
-    return not _in_cluster(name, prepared) and _external(name, prepared)
+    return _external(name, name.count("."), _prepared(config))
 
 
 def plan(name: str | bytes, config: PlanConfig) -> list[str]:
     """The absolute names (lower case, trailing dot) to query, in order.
+
+    glibc's ``res_search`` order, except that a clearly external name (see
+    ``is_external``) is asked as-is first although it has fewer than
+    ``ndots`` dots. With a pod's search list and ``ndots:5``:
+
+    >>> from safedns import ResolverConfig
+    >>> k8s = ResolverConfig(
+    ...     search=["ns1.svc.cluster.local", "svc.cluster.local", "cluster.local"], ndots=5
+    ... )
+    >>> plan("api.example.com", k8s)  # clearly external: as-is first
+    ... # doctest: +NORMALIZE_WHITESPACE
+    ['api.example.com.', 'api.example.com.ns1.svc.cluster.local.',
+     'api.example.com.svc.cluster.local.', 'api.example.com.cluster.local.']
+    >>> plan("api.prod", k8s)  # service.namespace (prod is not in external_tlds)
+    ... # doctest: +NORMALIZE_WHITESPACE
+    ['api.prod.ns1.svc.cluster.local.', 'api.prod.svc.cluster.local.',
+     'api.prod.cluster.local.', 'api.prod.']
+    >>> plan("www.bbc.co.uk", k8s)[0]  # three dots and an IANA TLD: external
+    'www.bbc.co.uk.'
+    >>> plan("bbc.co.uk", k8s)[0]  # two dots, uk not in external_tlds: glibc's order
+    'bbc.co.uk.ns1.svc.cluster.local.'
+    >>> plan("my-svc.ns1.svc.cluster.local", k8s)[-1]  # in the cluster: glibc's order
+    'my-svc.ns1.svc.cluster.local.'
+    >>> plan("web-0.nginx.ns1.example.net", k8s)[0]  # 4 dots, IANA TLD: external
+    'web-0.nginx.ns1.example.net.'
+    >>> plan("api.example.com", k8s.replace(external_first=False))[0]  # glibc's order
+    'api.example.com.ns1.svc.cluster.local.'
+    >>> plan("api.example.com.", k8s)  # a trailing dot: exactly that name
+    ['api.example.com.']
 
     Raises ``InvalidName`` if ``name`` is not a valid host name. The search
     list ends at the first candidate longer than 253 octets (glibc's query
@@ -239,14 +334,13 @@ def plan(name: str | bytes, config: PlanConfig) -> list[str]:
         return [encoded]
     prepared = _prepared(config)
     absolute = f"{encoded}."
-    if _in_cluster(encoded, prepared):
-        return [absolute]
     room = _MAX_NAME - len(encoded)
     searched = [
         f"{encoded}{suffix}."
         for suffix, _ in itertools.takewhile(lambda s: s[1] <= room, prepared.suffixes)
     ]
-    if encoded.count(".") >= prepared.ndots or _external(encoded, prepared):
+    dots = encoded.count(".")
+    if dots >= prepared.ndots or _external(encoded, dots, prepared):
         searched.insert(0, absolute)
     else:
         searched.append(absolute)

@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Protocol, TextIO
 
 import dns.exception
 import dns.message
@@ -50,6 +50,7 @@ __all__ = [
     "GlibcBaseline",
     "Outcome",
     "Progress",
+    "Recorder",
     "ReplayReport",
     "build_zone",
     "format_report",
@@ -304,6 +305,24 @@ class Progress:
         self.stream.flush()
 
 
+class Recorder(Protocol):
+    """Told when each phase begins and ends (e.g. a timeline of queries)."""
+
+    def begin(self, label: str, count: Callable[[], int]) -> None: ...
+
+    def end(self) -> None: ...
+
+
+def _begin(recorder: Recorder | None, label: str, server: DNSServer) -> None:
+    if recorder is not None:
+        recorder.begin(label, lambda: len(server.queries))
+
+
+def _end(recorder: Recorder | None) -> None:
+    if recorder is not None:
+        recorder.end()
+
+
 # ---------------------------------------------------------------------- report
 
 
@@ -429,9 +448,11 @@ def _run_phase(
     names: Sequence[str],
     server: DNSServer,
     progress: Progress | None,
+    recorder: Recorder | None = None,
 ) -> tuple[int, dict[str, Outcome]]:
     """Run ``names`` through ``lookup``: (queries at the server, first outcome per name)."""
     server.clear()
+    _begin(recorder, title.split(":")[0] + " healthy", server)
     if progress is not None:
         progress.start(title, len(names))
     outcomes: dict[str, Outcome] = {}
@@ -440,6 +461,7 @@ def _run_phase(
         outcomes.setdefault(name, outcome)
         if progress is not None and progress.tty and i % 256 == 0:
             progress.update(i, f" lookups, {len(server.queries):,} queries")
+    _end(recorder)
     queries = len(server.queries)
     if progress is not None:
         progress.finish(f"{len(names):,} lookups, {queries:,} queries")
@@ -464,6 +486,7 @@ def _run_baseline_phase(
     workers: int,
     progress: Progress | None,
     chunk: int = _CHUNK,
+    recorder: Recorder | None = None,
 ) -> tuple[int, dict[str, Outcome]]:
     """``_run_phase`` for the baseline, spread over ``workers`` processes
     (``chunk`` lookups per task).
@@ -474,10 +497,11 @@ def _run_baseline_phase(
     """
     if workers <= 1:
         with GlibcBaseline(server.address, SEARCH, NDOTS) as baseline:
-            return _run_phase(title, baseline.lookup, names, server, progress)
+            return _run_phase(title, baseline.lookup, names, server, progress, recorder)
     server.clear()
     if progress is not None:
         progress.start(title, len(names))
+    _begin(recorder, "baseline healthy", server)
     chunks = [list(names[i : i + chunk]) for i in range(0, len(names), chunk)]
     outcomes: dict[str, Outcome] = {}
     try:
@@ -495,9 +519,11 @@ def _run_baseline_phase(
                 if progress is not None and progress.tty:
                     progress.update(done, f" lookups, {len(server.queries):,} queries")
     except (OSError, BrokenProcessPool):
+        _end(recorder)
         # No worker processes here: count again, in this process.
         with GlibcBaseline(server.address, SEARCH, NDOTS) as baseline:
-            return _run_phase(title, baseline.lookup, names, server, progress)
+            return _run_phase(title, baseline.lookup, names, server, progress, recorder)
+    _end(recorder)
     queries = len(server.queries)
     if progress is not None:
         progress.finish(f"{len(names):,} lookups, {queries:,} queries")
@@ -512,12 +538,14 @@ def _run_outage(
     seconds: float,
     server: DNSServer,
     progress: Progress | None,
+    recorder: Recorder | None = None,
 ) -> tuple[float, int]:
     """Run ``names`` paced over ``seconds`` from a thread pool, with the server
     stopped: (share of outcomes equal to ``expected``, queries at the server)."""
     server.clear()
     if progress is not None:
         progress.start(title, len(names))
+    _begin(recorder, title.split(":")[0] + " outage", server)
     interval = seconds / len(names)
     start = time.monotonic()
     with ThreadPoolExecutor(_OUTAGE_WORKERS, thread_name_prefix="replay") as pool:
@@ -530,6 +558,7 @@ def _run_outage(
             if progress is not None:
                 progress.update(i + 1, " lookups")
         results = [future.result() for future in futures]
+    _end(recorder)
     good = sum(result == expected[name] for name, result in zip(names, results, strict=True))
     queries = len(server.queries)
     success = good / len(names)
@@ -546,6 +575,7 @@ def run_replay(
     ttl: int = 5,
     workers: int | None = None,
     progress: Progress | None = None,
+    recorder: Recorder | None = None,
 ) -> ReplayReport:
     """Run both phases on both sides and return the figures.
 
@@ -554,7 +584,9 @@ def run_replay(
     (at least ``ttl + 1`` s, so the cache expires) plus ``2 * outage_seconds``
     (the sides take turns, so the server counts each apart). ``workers``:
     processes for the baseline's healthy lookups (default: up to 3 with more
-    than two CPUs, else 1 = in this process).
+    than two CPUs, else 1 = in this process). ``recorder`` is told when each
+    phase begins and ends ("safedns healthy", "baseline healthy", "safedns
+    outage", "baseline outage"), with a function counting the server's queries.
     """
     if lookups < 1:
         raise ValueError(f"lookups must be >= 1, got {lookups}")
@@ -593,11 +625,11 @@ def run_replay(
             # Phase 1: amplification. safedns first, so its cache can expire
             # while the (slower) baseline runs.
             safedns_queries, ours_healthy = _run_phase(
-                "safedns: lookups", ours, names, server, progress
+                "safedns: lookups", ours, names, server, progress, recorder
             )
             cached_until = time.monotonic() + ttl + 1
             baseline_queries, base_healthy = _run_baseline_phase(
-                "baseline: lookups", names, server, workers, progress
+                "baseline: lookups", names, server, workers, progress, recorder=recorder
             )
             disagreements = sorted(n for n in ours_healthy if ours_healthy[n] != base_healthy[n])
 
@@ -619,6 +651,7 @@ def run_replay(
                     outage_seconds,
                     server,
                     progress,
+                    recorder,
                 )
                 baseline_success, baseline_outage_queries = _run_outage(
                     f"baseline: {outage_seconds:g} s outage",
@@ -628,6 +661,7 @@ def run_replay(
                     outage_seconds,
                     server,
                     progress,
+                    recorder,
                 )
             finally:
                 server.start()
