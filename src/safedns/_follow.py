@@ -15,6 +15,7 @@ as ``now``), shared by the sync and async httpx transports.
 from __future__ import annotations
 
 import enum
+import functools
 import ipaddress
 import itertools
 import threading
@@ -23,8 +24,10 @@ from collections.abc import Iterable, Sequence
 __all__ = ["AddressBook", "ConnectionWatch", "Retirement", "interleave", "is_ip_literal"]
 
 
+@functools.lru_cache(maxsize=4096)
 def is_ip_literal(host: str) -> bool:
-    """True for ``"192.0.2.1"`` and ``"2001:db8::1"`` (with or without brackets)."""
+    """True for ``"192.0.2.1"`` and ``"2001:db8::1"`` (with or without brackets).
+    Asked on every request: answers are memoised."""
     try:
         ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
     except ValueError:
