@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 import pytest
 
 from safedns import AsyncResolver, NameNotFound, Resolver, ResolverConfig, TemporaryFailure
 from safedns.testing import DNSServer
-from tests.conftest import FakeClock, k8s_config
+from tests.conftest import FakeClock, QueryGate, k8s_config
+
+# No socket or task left behind: an unclosed one fails the test (issue 11, 4).
+pytestmark = [
+    pytest.mark.filterwarnings("error::ResourceWarning"),
+    pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning"),
+]
 
 
 def test_cached_external_name_one_query(server: DNSServer) -> None:
@@ -48,15 +55,15 @@ def test_search_walk_negative_cache_and_both_families(server: DNSServer) -> None
 
 
 def test_a_and_aaaa_go_out_together(server: DNSServer) -> None:
-    server.delay = 0.4
+    # The gate forwards nothing until both queries are in.
+    with QueryGate(server, count=2) as gate:
 
-    async def main() -> float:
-        resolver = AsyncResolver(k8s_config(server, timeout=2))
-        started = time.monotonic()
-        await resolver.resolve_addresses("dual.example.com.")
-        return time.monotonic() - started
+        async def main() -> list[str]:
+            resolver = AsyncResolver(k8s_config(gate.nameserver, timeout=10))
+            return await resolver.resolve_addresses("dual.example.com.")
 
-    assert asyncio.run(main()) < 0.75
+        assert asyncio.run(main()) == ["192.0.2.11", "2001:db8::11"]
+    assert gate.opened and gate.received == 2
 
 
 def test_truncation_timeout_and_servfail(server: DNSServer) -> None:
@@ -125,12 +132,13 @@ def test_refresh_ahead_in_the_background(server: DNSServer, clock: FakeClock) ->
         await resolver.resolve("api.example.com")
         clock.advance(55)
         assert (await resolver.resolve("api.example.com")).ttl == 5
-        for _ in range(100):
-            if len(server.queries) == 2:
+        # Until the refresh lands the cached answer is served (TTL 5).
+        for _ in range(500):
+            if (await resolver.resolve("api.example.com")).ttl == 60:
                 break
             await asyncio.sleep(0.01)
-        await asyncio.sleep(0.05)
         assert (await resolver.resolve("api.example.com")).ttl == 60
+        assert len(server.queries) == 2
         await resolver.aclose()
 
     asyncio.run(main())
@@ -153,7 +161,8 @@ def test_shares_one_cache_with_a_sync_resolver(server: DNSServer) -> None:
 
 def test_budget_fails_fast(server: DNSServer) -> None:
     async def main() -> int:
-        resolver = AsyncResolver(k8s_config(server, upstream_qps=5, upstream_burst=5))
+        config = k8s_config(server, upstream_qps=5, upstream_burst=5, budget_wait=0)
+        resolver = AsyncResolver(config)
         failures = 0
         for i in range(200):
             try:
@@ -186,3 +195,179 @@ def test_aclose_cancels_background_work(server: DNSServer, clock: FakeClock) -> 
         assert all(t.done() for t in asyncio.all_tasks() if t is not asyncio.current_task())
 
     asyncio.run(main())
+
+
+def _other_tasks() -> list[asyncio.Task[object]]:
+    current = asyncio.current_task()
+    return [t for t in asyncio.all_tasks() if t is not current and not t.done()]
+
+
+def test_cancelling_one_caller_leaves_the_others_their_answer(server: DNSServer) -> None:
+    """Issue 8 §3: the shared query is the resolver's, not the first caller's."""
+    server.delay = 0.5
+
+    async def main() -> None:
+        async with AsyncResolver(k8s_config(server, timeout=5)) as resolver:
+            first = asyncio.create_task(asyncio.wait_for(resolver.resolve("api.example.com"), 0.1))
+            await asyncio.sleep(0)  # the first caller leads the flight
+            second = asyncio.create_task(resolver.resolve("api.example.com"))
+            with pytest.raises(asyncio.TimeoutError):
+                await first
+            answer = await second
+            assert answer.addresses == ["192.0.2.10"] and not answer.from_cache
+            assert resolver.stats().coalesced == 1
+            # A caller cancelled outright sees CancelledError, nobody else does.
+            server.delay = 0.3
+            third = asyncio.create_task(resolver.resolve("dual.example.com"))
+            fourth = asyncio.create_task(resolver.resolve("dual.example.com"))
+            await asyncio.sleep(0.05)
+            third.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await third
+            assert (await fourth).addresses == ["192.0.2.11"]
+            assert _other_tasks() == []
+        assert server.queries == [("api.example.com.", "A"), ("dual.example.com.", "A")]
+
+    asyncio.run(main())
+
+
+def test_a_cancelled_lone_caller_leaves_no_task_after_aclose(server: DNSServer) -> None:
+    server.delay = 5
+
+    async def main() -> None:
+        resolver = AsyncResolver(k8s_config(server, timeout=10))
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(resolver.resolve("api.example.com"), 0.1)
+        assert _other_tasks()  # the shared query goes on alone
+        started = time.monotonic()
+        await resolver.aclose()
+        assert time.monotonic() - started < 1  # cancelled, not waited out
+        assert _other_tasks() == []
+
+    asyncio.run(main())
+
+
+def test_async_with_closes_everything_without_resource_warnings(server: DNSServer) -> None:
+    import gc
+    import warnings
+
+    async def main() -> None:
+        async with AsyncResolver(k8s_config(server)) as resolver:
+            server.truncate = True  # UDP and TCP both used
+            await resolver.resolve_addresses("dual.example.com")
+            server.truncate = False
+        assert _other_tasks() == []
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        asyncio.run(main())
+        gc.collect()
+
+
+def test_tcp_retry_does_not_eat_the_udp_deadline(server: DNSServer) -> None:
+    """Issue 8 §4, async: the TCP retry runs beside the UDP receive loop."""
+    server.truncate_types = {"A"}
+    server.delay = 0.6
+
+    async def main() -> list[str]:
+        async with AsyncResolver(k8s_config(server, timeout=1.0, attempts=1)) as resolver:
+            return await resolver.resolve_addresses("dual.example.com")
+
+    assert asyncio.run(main()) == ["192.0.2.11", "2001:db8::11"]
+    assert sorted(server.query_log) == [
+        ("dual.example.com.", "A", "tcp"),
+        ("dual.example.com.", "A", "udp"),
+        ("dual.example.com.", "AAAA", "udp"),
+    ]
+
+
+# -- fork (issue 8 §6) ---------------------------------------------------------
+
+
+def _in_child(child: Callable[[], int]) -> int:
+    """Fork; the child runs ``child`` (killed by SIGALRM after 20 s should it
+    hang) and exits with its result; returns the child's exit status."""
+    import os
+    import signal
+
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        code = 99
+        try:
+            signal.alarm(20)
+            code = child()
+        except BaseException:
+            code = 98
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+def test_async_resolver_used_before_fork_resolves_in_the_child(server: DNSServer) -> None:
+    import threading
+
+    resolver = AsyncResolver(k8s_config(server, timeout=2))
+    assert asyncio.run(resolver.resolve("api.example.com")).addresses == ["192.0.2.10"]
+    # At fork time, another thread's loop has a flight under way (its socket
+    # open, its task pending) and holds the cache lock.
+    server.delay = 1.0
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    flying = threading.Thread(
+        target=lambda: loop.run_until_complete(resolver.resolve("dual.example.com"))
+    )
+    flying.start()
+    while ("dual.example.com.", "A") not in server.queries:
+        time.sleep(0.01)
+    lock = resolver._core.cache._lock
+    release = threading.Event()
+
+    def hold() -> None:
+        with lock:
+            started.set()
+            release.wait()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    started.wait()
+
+    def child() -> int:
+        server.delay = 0  # the server is a thread of the parent: unaffected
+        cached = asyncio.run(resolver.resolve("api.example.com"))
+        fresh = asyncio.run(resolver.resolve("dual.example.com"))
+        ok = cached.addresses == ["192.0.2.10"] and fresh.addresses == ["192.0.2.11"]
+        return 0 if ok else 1
+
+    try:
+        assert _in_child(child) == 0
+    finally:
+        release.set()
+        holder.join()
+        flying.join()
+        loop.close()
+
+
+def test_a_burst_waits_for_the_budget_async(server: DNSServer) -> None:
+    names = [f"new{i}.example.com." for i in range(30)]
+    for i, name in enumerate(names):
+        server.add(name, "A", f"192.0.2.{i + 1}")
+    config = ResolverConfig(
+        nameservers=[server.nameserver],
+        upstream_qps=10,
+        upstream_burst=10,
+        budget_wait=3,
+        timeout=5,
+        attempts=1,
+    )
+
+    async def main() -> list[object]:
+        async with AsyncResolver(config) as resolver:
+            results = await asyncio.gather(*(resolver.resolve(n) for n in names))
+            assert resolver.stats().budget_waits == 20
+            assert resolver.stats().budget_denied == 0
+            return [r.addresses for r in results]
+
+    started = time.monotonic()
+    assert asyncio.run(main()) == [[f"192.0.2.{i + 1}"] for i in range(30)]
+    assert time.monotonic() - started < 3.5

@@ -71,9 +71,7 @@ def test_negative_ttl_rules() -> None:
 
 def test_interpret_answer() -> None:
     reply = response("a.example.", "A", ["a.example. 42 IN A 192.0.2.1"])
-    [(name, result)] = interpret(reply, "a.example.", "A")
-    assert name == "a.example."
-    assert result == Positive(("192.0.2.1",), "a.example.", 42.0)
+    assert interpret(reply, "a.example.", "A") == Positive(("192.0.2.1",), "a.example.", 42.0)
 
 
 def test_interpret_cname_chain_takes_smallest_ttl() -> None:
@@ -86,20 +84,21 @@ def test_interpret_cname_chain_takes_smallest_ttl() -> None:
             "end.example. 60 IN A 192.0.2.9",
         ],
     )
-    results = interpret(reply, "www.example.", "A")
-    assert results[0] == ("www.example.", Positive(("192.0.2.9",), "end.example.", 10.0))
-    assert results[1] == ("end.example.", Positive(("192.0.2.9",), "end.example.", 60.0))
+    # One result, for the question asked: the chain answers nothing else. Its
+    # owners (the question first) are the answer's aliases.
+    aliases = ("www.example.", "mid.example.")
+    assert interpret(reply, "www.example.", "A") == Positive(
+        ("192.0.2.9",), "end.example.", 10.0, aliases
+    )
 
 
 def test_interpret_nxdomain_and_nodata_with_soa() -> None:
     nx = response("x.example.", "A", authority=[SOA], rcode=dns.rcode.NXDOMAIN)
-    assert interpret(nx, "x.example.", "A") == [("x.example.", Negative(True, "x.example.", 60))]
+    assert interpret(nx, "x.example.", "A") == Negative(True, "x.example.", 60)
     nodata = response("x.example.", "AAAA", authority=[SOA])
-    assert interpret(nodata, "x.example.", "AAAA") == [
-        ("x.example.", Negative(False, "x.example.", 60))
-    ]
+    assert interpret(nodata, "x.example.", "AAAA") == Negative(False, "x.example.", 60)
     bare = response("x.example.", "A", rcode=dns.rcode.NXDOMAIN)
-    assert interpret(bare, "x.example.", "A")[0][1] == Negative(True, "x.example.", None)
+    assert interpret(bare, "x.example.", "A") == Negative(True, "x.example.", None)
 
 
 def test_interpret_nxdomain_after_cname_is_not_nxdomain_for_the_alias() -> None:
@@ -110,9 +109,33 @@ def test_interpret_nxdomain_after_cname_is_not_nxdomain_for_the_alias() -> None:
         [SOA],
         rcode=dns.rcode.NXDOMAIN,
     )
-    results = interpret(reply, "alias.example.", "A")
-    assert results[0] == ("alias.example.", Negative(False, "gone.example.", 60))
-    assert results[1] == ("gone.example.", Negative(True, "gone.example.", 60))
+    assert interpret(reply, "alias.example.", "A") == Negative(False, "gone.example.", 60)
+
+
+@pytest.mark.parametrize(
+    "chain",
+    [
+        ["a.example. 60 IN CNAME a.example."],
+        ["a.example. 60 IN CNAME b.example.", "b.example. 60 IN CNAME a.example."],
+        [f"c{i}.example. 60 IN CNAME c{i + 1}.example." for i in range(17)]
+        + ["c17.example. 60 IN A 192.0.2.1"],
+    ],
+    ids=["self", "two-names", "17-hops"],
+)
+def test_interpret_cname_loop_or_overlong_chain_is_a_failure(chain: list[str]) -> None:
+    qname = chain[0].split()[0]
+    reply = response(qname, "A", chain)
+    with pytest.raises(UpstreamFailure, match="CNAME"):
+        interpret(reply, qname, "A")
+
+
+def test_interpret_sixteen_hops_are_allowed() -> None:
+    chain = [f"c{i}.example. 60 IN CNAME c{i + 1}.example." for i in range(16)]
+    reply = response("c0.example.", "A", [*chain, "c16.example. 60 IN A 192.0.2.1"])
+    owners = tuple(f"c{i}.example." for i in range(16))
+    assert interpret(reply, "c0.example.", "A") == Positive(
+        ("192.0.2.1",), "c16.example.", 60, owners
+    )
 
 
 @pytest.mark.parametrize("rcode", [dns.rcode.SERVFAIL, dns.rcode.REFUSED, dns.rcode.FORMERR])
@@ -123,7 +146,7 @@ def test_interpret_failures(rcode: int) -> None:
 
 def test_interpret_ignores_records_for_other_names() -> None:
     reply = response("a.example.", "A", ["evil.example. 60 IN A 192.0.2.66"], [SOA])
-    assert interpret(reply, "a.example.", "A")[0][1] == Negative(False, "a.example.", 60)
+    assert interpret(reply, "a.example.", "A") == Negative(False, "a.example.", 60)
 
 
 # -- the cache ----------------------------------------------------------------

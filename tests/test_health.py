@@ -73,7 +73,10 @@ def test_budget_and_stale_are_separate_conditions(
     log.budget_denied()
     log.stale_served()
     clock.advance(2)
-    log.upstream_ok()
+    log.upstream_ok()  # ends serving stale, not the budget episode
+    log.budget_ok()  # too soon after the last denial
+    clock.advance(log.quiet)
+    log.budget_ok()
     levels_messages = records(caplog)
     assert [level for level, _ in levels_messages] == [
         logging.WARNING,
@@ -85,8 +88,23 @@ def test_budget_and_stale_are_separate_conditions(
         "budget is spent" in levels_messages[0][1]
         and "5 denied lookups so far" in (levels_messages[0][1])
     )
-    assert "(6 denied lookups in all)" in levels_messages[2][1]
-    assert "(1 stale answer in all)" in levels_messages[3][1]
+    assert "(1 stale answer in all)" in levels_messages[2][1]
+    assert "budget recovered" in levels_messages[3][1]
+    assert "(6 denied lookups in all)" in levels_messages[3][1]
+
+
+def test_a_sustained_flood_is_one_budget_episode(
+    log: HealthLog, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Under a flood the bucket refills and runs dry again and again: queries go
+    # through between denials, yet the operator hears of it once.
+    caplog.set_level(logging.INFO, logger="safedns")
+    for _ in range(100):
+        log.budget_denied()
+        clock.advance(0.1)
+        log.budget_ok()
+        log.upstream_ok()
+    assert [level for level, _ in records(caplog)] == [logging.WARNING]
 
 
 def test_a_new_episode_after_recovery_warns_again(
@@ -127,3 +145,25 @@ def test_concurrent_events_warn_once(log: HealthLog, caplog: pytest.LogCaptureFi
 def test_bad_period() -> None:
     with pytest.raises(ValueError, match="remind_after"):
         HealthLog(remind_after=0)
+
+
+def test_an_outage_served_stale_warns_once_not_per_lookup(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    from safedns import Resolver
+    from safedns.testing import DNSServer
+    from tests.conftest import k8s_config
+
+    caplog.set_level(logging.INFO, logger="safedns")
+    with DNSServer() as server:
+        server.add("api.example.com", "A", "192.0.2.10", ttl=60)
+        resolver = Resolver(k8s_config(server.nameserver, stale_response_timeout=0), clock=clock)
+        assert not resolver.resolve("api.example.com.").stale
+        clock.advance(120)
+        server.stop()
+        answers = [resolver.resolve("api.example.com.") for _ in range(200)]
+        resolver.close()
+    assert all(answer.stale for answer in answers)
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert 1 <= len(warnings) <= 3, [r.getMessage() for r in warnings]
+    assert "stale" in warnings[0].getMessage()

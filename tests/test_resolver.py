@@ -16,7 +16,7 @@ from safedns import (
     TemporaryFailure,
 )
 from safedns.testing import DNSServer
-from tests.conftest import FakeClock, k8s_config
+from tests.conftest import FakeClock, QueryGate, k8s_config
 
 
 def test_external_name_sends_one_query_for_a_thousand_lookups(server: DNSServer) -> None:
@@ -126,13 +126,12 @@ def test_resolve_addresses_returns_both_families(server: DNSServer) -> None:
 
 
 def test_resolve_addresses_asks_a_and_aaaa_concurrently(server: DNSServer) -> None:
-    server.delay = 0.4
-    resolver = Resolver(k8s_config(server, timeout=2.0))
-    started = time.monotonic()
-    assert resolver.resolve_addresses("dual.example.com.") == ["192.0.2.11", "2001:db8::11"]
-    elapsed = time.monotonic() - started
-    # One after the other would take 0.8 s.
-    assert elapsed < 0.75, elapsed
+    # The gate forwards nothing until both queries are in: one after the other
+    # would never open it (the first reply would be awaited first).
+    with QueryGate(server, count=2) as gate:
+        resolver = Resolver(k8s_config(gate.nameserver, timeout=10.0))
+        assert resolver.resolve_addresses("dual.example.com.") == ["192.0.2.11", "2001:db8::11"]
+    assert gate.opened and gate.received == 2
 
 
 def test_ttl_counts_down_and_expiry_asks_again(server: DNSServer, clock: FakeClock) -> None:
@@ -194,16 +193,53 @@ def test_nxdomain_answers_every_type_of_the_name(server: DNSServer) -> None:
     assert server.queries == [("gone.example.com.", "A")]
 
 
-def test_cname_chain_is_followed_and_both_names_cached(server: DNSServer) -> None:
+def test_cname_chain_is_followed_and_cached_for_the_name_asked(server: DNSServer) -> None:
     resolver = Resolver(k8s_config(server))
     answer = resolver.resolve("www.example.org")
     assert answer.addresses == ["198.51.100.7"]
     assert answer.name == "www.example.org."
     assert answer.canonical_name == "edge.cdn.example.net."
     assert answer.ttl == 20  # the smallest TTL along the chain
+    resolver.flush("nothing.example.")  # empties the memo, keeps the cache
     server.clear()
+    assert resolver.resolve("www.example.org").from_cache
     assert resolver.resolve("edge.cdn.example.net").addresses == ["198.51.100.7"]
-    assert server.queries == []
+    assert server.queries == [("edge.cdn.example.net.", "A")]  # the target: its own question
+
+
+def test_a_cname_chain_reply_never_answers_another_name(server: DNSServer) -> None:
+    """Issue 8 §5: one bad reply cannot poison the cache for other names."""
+    server.add("bank.example.net", "A", "192.0.2.50")
+    server.craft(
+        "evil.example.com",
+        "A",
+        [
+            "evil.example.com. 300 IN CNAME bank.example.net.",
+            "bank.example.net. 300 IN A 203.0.113.66",
+        ],
+    )
+    resolver = Resolver(k8s_config(server))
+    evil = resolver.resolve("evil.example.com")
+    assert evil.addresses == ["203.0.113.66"]  # the answer to the question asked
+    assert evil.canonical_name == "bank.example.net."
+    assert resolver.resolve("bank.example.net").addresses == ["192.0.2.50"]
+    assert resolver.resolve_addresses("bank.example.net") == ["192.0.2.50"]
+    assert ("bank.example.net.", "A") in server.queries
+
+
+@pytest.mark.parametrize("rdtype", ["A", "AAAA"])
+def test_a_cname_loop_is_a_failure_not_a_missing_name(server: DNSServer, rdtype: str) -> None:
+    server.add("loop1.example.com", "CNAME", "loop2.example.com")
+    server.add("loop2.example.com", "CNAME", "loop1.example.com")
+    resolver = Resolver(k8s_config(server))
+    for _ in range(2):  # and not cached as NODATA either
+        with pytest.raises(ResolveError) as info:
+            resolver.resolve("loop1.example.com", rdtype)
+        assert not isinstance(info.value, NameNotFound)
+        assert isinstance(info.value, TemporaryFailure)
+        assert "CNAME loop" in str(info.value)
+        assert isinstance(info.value.__cause__, Exception)
+    assert len(server.queries) == 2
 
 
 def test_cname_query_type(server: DNSServer) -> None:
@@ -221,6 +257,22 @@ def test_truncated_udp_answer_is_retried_over_tcp(server: DNSServer) -> None:
         ("api.example.com.", "A", "udp"),
         ("api.example.com.", "A", "tcp"),
     ]
+
+
+def test_tcp_retry_does_not_eat_the_udp_deadline(server: DNSServer) -> None:
+    """Issue 8 §4: A comes back truncated first, its TCP retry takes longer
+    than the UDP deadline has left; the AAAA reply already waiting in the
+    socket is still accepted."""
+    server.truncate_types = {"A"}
+    server.delay = 0.6  # UDP and TCP replies alike
+    resolver = Resolver(k8s_config(server, timeout=1.0, attempts=1))
+    assert resolver.resolve_addresses("dual.example.com") == ["192.0.2.11", "2001:db8::11"]
+    assert sorted(server.query_log) == [
+        ("dual.example.com.", "A", "tcp"),
+        ("dual.example.com.", "A", "udp"),
+        ("dual.example.com.", "AAAA", "udp"),
+    ]
+    assert resolver.stats().upstream_errors == 0
 
 
 def test_large_answer_needs_tcp(server: DNSServer) -> None:
@@ -260,21 +312,33 @@ def test_refused_is_temporary(server: DNSServer) -> None:
         Resolver(k8s_config(server)).resolve("api.example.com")
 
 
-def test_failover_to_the_next_server_and_back_off_the_dead_one() -> None:
+def test_failover_to_the_next_server_and_back_off_the_dead_one(clock: FakeClock) -> None:
+    asked: list[str] = []
     with DNSServer() as dead, DNSServer() as alive:
         for srv in (dead, alive):
             srv.add("api.example.com", "A", "192.0.2.10", ttl=60)
             srv.add("b.example.com", "A", "192.0.2.20", ttl=60)
+            srv.add("c.example.com", "A", "192.0.2.30", ttl=60)
         dead.stop()
-        resolver = Resolver(k8s_config(dead, alive, timeout=0.2))
+        resolver = Resolver(
+            k8s_config(dead, alive, timeout=0.2),
+            clock=clock,
+            on_query=lambda server, *_: asked.append(server),
+        )
         assert resolver.resolve("api.example.com").addresses == ["192.0.2.10"]
         assert dead.queries == [("api.example.com.", "A")]
         assert alive.queries == [("api.example.com.", "A")]
-        # The dead server is skipped while it is backed off.
-        started = time.monotonic()
+        # The dead server is skipped while it is backed off (server_backoff, 30 s
+        # on the resolver's clock) ...
+        clock.advance(29)
+        asked.clear()
         assert resolver.resolve("b.example.com").addresses == ["192.0.2.20"]
-        assert time.monotonic() - started < 0.15
-        assert dead.queries == [("api.example.com.", "A")]
+        assert asked == [alive.nameserver]
+        # ... and asked first again once the back-off is over.
+        clock.advance(2)
+        asked.clear()
+        assert resolver.resolve("c.example.com").addresses == ["192.0.2.30"]
+        assert asked == [dead.nameserver, alive.nameserver]
 
 
 def test_rotate_spreads_queries_over_servers() -> None:
@@ -368,3 +432,80 @@ def test_ip_literals_answer_themselves(server: DNSServer) -> None:
     with pytest.raises(NameNotFound):
         resolver.resolve_addresses("10.0.0.1", socket.AF_INET6)
     assert server.queries == []
+
+
+# -- RFC 6761 special-use names (issue 8 §6) ------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name", ["localhost", "localhost.", "LocalHost", "x.localhost", b"a.b.localhost"]
+)
+def test_localhost_is_loopback_without_a_query(server: DNSServer, name: str | bytes) -> None:
+    resolver = Resolver(k8s_config(server))
+    answer = resolver.resolve(name)
+    assert answer.addresses == ["127.0.0.1"]
+    assert answer.name.endswith("localhost.") and answer.from_cache
+    assert resolver.resolve(name, "AAAA").addresses == ["::1"]
+    assert resolver.resolve_addresses(name) == ["127.0.0.1", "::1"]
+    assert resolver.resolve_addresses(name, socket.AF_INET6) == ["::1"]
+    with pytest.raises(NameNotFound) as info:
+        resolver.resolve(name, "MX")
+    assert not info.value.nxdomain
+    assert server.queries == []
+    assert resolver.stats().upstream_queries == 0
+
+
+@pytest.mark.parametrize("name", ["invalid", "invalid.", "foo.invalid", "a.b.INVALID"])
+def test_invalid_does_not_exist_without_a_query(server: DNSServer, name: str) -> None:
+    resolver = Resolver(k8s_config(server))
+    for rdtype in ("A", "AAAA", "TXT"):
+        with pytest.raises(NameNotFound) as info:
+            resolver.resolve(name, rdtype)
+        assert info.value.nxdomain
+    with pytest.raises(NameNotFound):
+        resolver.resolve_addresses(name)
+    assert server.queries == []
+
+
+def test_names_that_only_look_special_are_asked(server: DNSServer) -> None:
+    server.add("localhost.example.com", "A", "192.0.2.77")
+    resolver = Resolver(k8s_config(server))
+    assert resolver.resolve("localhost.example.com").addresses == ["192.0.2.77"]
+    with pytest.raises(NameNotFound):
+        resolver.resolve("notlocalhost")
+    assert server.queries[0] == ("localhost.example.com.", "A")
+    with pytest.raises(InvalidName):
+        resolver.resolve("a..localhost")
+
+
+def test_cli_resolve_localhost(server: DNSServer, capsys: pytest.CaptureFixture[str]) -> None:
+    from safedns._cli import main
+
+    assert main(["resolve", "localhost", "--server", server.nameserver]) == 0
+    assert "127.0.0.1" in capsys.readouterr().out
+    assert main(["resolve", "localhost", "--type", "AAAA", "--server", server.nameserver]) == 0
+    assert "::1" in capsys.readouterr().out
+    assert server.queries == []
+
+
+# -- bounded memo tables (issue 8 §6) -------------------------------------------
+
+
+def test_a_full_memo_evicts_its_oldest_entry_only(server: DNSServer) -> None:
+    for i in range(4):
+        server.add(f"n{i}.example.com", "A", f"192.0.2.{i + 1}")
+    resolver = Resolver(k8s_config(server, max_entries=3))
+    first = [resolver.resolve(f"n{i}.example.com") for i in range(3)]
+    memoised = [resolver.resolve(f"n{i}.example.com") for i in range(3)]
+    resolver.resolve("n3.example.com")  # the memo is full: n0 goes, alone
+    assert resolver.resolve("n1.example.com") is memoised[1]
+    assert resolver.resolve("n2.example.com") is memoised[2]
+    again = resolver.resolve("n0.example.com")
+    assert again is not memoised[0] and again.addresses == first[0].addresses
+
+
+def test_temporary_failure_is_chained_to_what_upstream_did(server: DNSServer) -> None:
+    server.servfail = True
+    with pytest.raises(TemporaryFailure) as info:
+        Resolver(k8s_config(server)).resolve("api.example.com")
+    assert info.value.__cause__ is not None and "SERVFAIL" in str(info.value.__cause__)

@@ -11,7 +11,8 @@ same in both. A cache hit completes without suspending.
 from __future__ import annotations
 
 import asyncio
-import math
+import contextlib
+import os
 import socket
 import time
 import weakref
@@ -19,8 +20,8 @@ from collections.abc import Callable, Coroutine, Sequence
 
 from safedns._cache import Entry
 from safedns._config import ResolverConfig
-from safedns._core import Core, Key, Outcome, Walk, family_types, rdtype_text
-from safedns._records import Answer, UpstreamFailure
+from safedns._core import Ask, Core, Key, Outcome, Walk, family_types, rdtype_text
+from safedns._records import Answer
 from safedns._resolver import Resolver
 from safedns._singleflight import AsyncFlight, Flights
 from safedns._stats import Stats
@@ -30,6 +31,8 @@ __all__ = ["AsyncResolver"]
 
 _Flights = Flights[Key, AsyncFlight[Entry]]
 _Batch = list[tuple[Key, AsyncFlight[Entry]]]
+
+_all_resolvers: weakref.WeakSet[AsyncResolver] = weakref.WeakSet()
 
 
 class AsyncResolver:
@@ -56,14 +59,34 @@ class AsyncResolver:
             self.config = config if config is not None else ResolverConfig.from_system()
             self._clock = clock
             self._core = Core(self.config, clock)
+        self._owns_core = resolver is None
         self._on_query = on_query
+        self._init_runtime()
+        self._closed = False
+        _all_resolvers.add(self)
+
+    def _init_runtime(self) -> None:
+        """Sockets, flights, tasks: what a forked child must not inherit."""
         self._upstream = AsyncUpstream(self.config, self._clock, on_query=self._observe)
         # Flights are futures of one event loop: one table per loop.
         self._flights: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Flights] = (
             weakref.WeakKeyDictionary()
         )
         self._tasks: set[asyncio.Task[None]] = set()
-        self._closed = False
+
+    def _after_fork(self) -> None:
+        """In a forked child: fresh locks, no flight, task or socket of the
+        parent's. (A ``Resolver`` whose core is shared resets the core itself.)"""
+        if self._owns_core:
+            self._core.reset_runtime()
+        inherited = self._tasks
+        self._init_runtime()
+        # Had the fork happened inside a running loop, the child's copy of
+        # that loop would go on with the parent's queries on sockets the
+        # parent still reads: cancel them (they close their sockets).
+        for task in inherited:
+            with contextlib.suppress(RuntimeError):  # its loop is closed
+                task.cancel()
 
     # -- public API ---------------------------------------------------------
 
@@ -74,6 +97,9 @@ class AsyncResolver:
             return answer
         self._core.counters.lookups.inc()
         text = rdtype_text(rdtype)
+        special = self._core.special_answers(name, (text,))
+        if special is not None:
+            return special[0]
         return self._core.remember(name, rdtype, await self._walk(name, (text,)))
 
     async def resolve_addresses(
@@ -89,32 +115,44 @@ class AsyncResolver:
     async def lookup_addresses(
         self, name: str | bytes, family: int = socket.AF_UNSPEC
     ) -> list[Answer]:
+        """See ``Resolver.lookup_addresses`` (DNS only: no RFC 6761 names)."""
         memo = self._core.address_hit(name, family)
         if memo is not None:
             return list(memo.answers)
-        return await self._lookup_addresses(name, family)
+        return await self._lookup_addresses(name, family, local=False)
 
-    async def _lookup_addresses(self, name: str | bytes, family: int) -> list[Answer]:
+    async def _lookup_addresses(
+        self, name: str | bytes, family: int, *, local: bool = True
+    ) -> list[Answer]:
         rdtypes = family_types(family)
         self._core.counters.lookups.inc()
         literal = self._core.literal_answers(name, family)
         if literal is not None:
             return literal
+        if local:
+            special = self._core.special_answers(name, rdtypes)
+            if special is not None:
+                return special
         return self._core.remember_addresses(name, family, await self._walk(name, rdtypes))
 
     def stats(self) -> Stats:
         return self._core.stats()
 
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The monotonic clock answers expire on (``Answer.expires``)."""
+        return self._clock
+
     def flush(self, name: str | None = None) -> None:
         self._core.flush(name)
 
     async def aclose(self) -> None:
-        """Cancel background refreshes and wait for them."""
+        """Cancel the resolver's tasks (shared queries, background refreshes)
+        and wait for them; their sockets are closed when this returns."""
         self._closed = True
-        tasks = [t for t in self._tasks if not t.done()]
-        for task in tasks:
-            task.cancel()
-        if tasks:
+        while tasks := [t for t in self._tasks if not t.done()]:
+            for task in tasks:
+                task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def __aenter__(self) -> AsyncResolver:
@@ -129,14 +167,16 @@ class AsyncResolver:
     # -- I/O -------------------------------------------------------------------
 
     async def _walk(self, name: str | bytes, rdtypes: Sequence[str]) -> Walk:
-        walk = Walk(name, rdtypes, self.config)
-        # RFC 8767's client response timer covers the whole lookup, however
-        # many candidates it walks.
-        stale_deadline = time.monotonic() + self.config.stale_response_timeout
-        while (questions := walk.next()) is not None:
-            if walk.feed(await self._ask(questions, stale_deadline)):
+        """Run the core's walk: it decides, this shell answers its asks."""
+        steps = self._core.walk(name, rdtypes, time.monotonic())
+        ask = next(steps)
+        while True:
+            outcomes = await self._ask(ask)
+            try:
+                ask = steps.send(outcomes)
+            except StopIteration as done:
+                walk: Walk = done.value
                 return walk
-        raise walk.fail()
 
     def _loop_flights(self) -> _Flights:
         loop = asyncio.get_running_loop()
@@ -145,87 +185,64 @@ class AsyncResolver:
             flights = self._flights[loop] = Flights(lambda now: AsyncFlight(now, loop))
         return flights
 
-    async def _ask(
-        self, questions: Sequence[Key], stale_deadline: float = math.inf
-    ) -> list[Outcome]:
+    async def _ask(self, ask: Ask) -> list[Outcome]:
         core = self._core
         flights = self._loop_flights()
-        batch = core.sort(questions, flights, self._clock(), time.monotonic())
+        batch = core.sort(ask.questions, flights, self._clock(), time.monotonic())
         for key in batch.prefetch:
             self._prefetch(key, flights)
         if batch.led:
-            await self._lead(questions, batch.led, batch.stale, stale_deadline, flights)
+            lead = core.lead(flights, ask, batch, time.monotonic())
+            # The shared query runs in a task of its own, owned by the
+            # resolver: it outlives any one caller, so cancelling this caller
+            # (a ``wait_for`` around ``resolve``) cancels only this wait.
+            if not lead.send:
+                pass
+            elif lead.background and not self._closed:
+                # Stale data is on hand: serve it after the client response
+                # timer and let the query finish in the background (RFC 8767).
+                task = self._spawn(self._exchange(lead.send, flights, 1, lead.delay))
+                timeout = max(0.0, lead.wait_until - time.monotonic())
+                await asyncio.wait({task}, timeout=timeout)
+            else:
+                await asyncio.wait(
+                    {self._spawn(self._exchange(lead.send, flights, None, lead.delay))}
+                )
         for i, flight in batch.followed:
-            await self._wait(flight, batch.stale[i], stale_deadline)
+            if not flight.landed:
+                timeout = core.follow_timeout(flight, batch.stale[i], ask, time.monotonic())
+                await asyncio.wait({flight.future}, timeout=timeout)
         return core.settle_batch(batch)
 
-    async def _lead(
-        self,
-        questions: Sequence[Key],
-        led: list[tuple[int, AsyncFlight[Entry]]],
-        stale: list[Entry | None],
-        stale_deadline: float,
-        flights: _Flights,
-    ) -> None:
-        batch = [(questions[i], flight) for i, flight in led]
-        send = self._core.admit(flights, batch, self._clock())
-        if not send:
-            return
-        timeout = self.config.stale_response_timeout
-        if any(stale[i] is not None for i, _ in led) and timeout > 0 and not self._closed:
-            # Stale data is on hand: wait a little, then serve it and let the
-            # query finish in the background (RFC 8767 client response timer).
-            task = self._spawn(self._exchange(send, flights, attempts=1))
-            deadline = min(time.monotonic() + timeout, stale_deadline)
-            await asyncio.wait({task}, timeout=max(0.0, deadline - time.monotonic()))
-        else:
-            await self._exchange(send, flights)
-
-    async def _wait(
-        self, flight: AsyncFlight[Entry], stale: Entry | None, stale_deadline: float
-    ) -> None:
-        if stale is not None and self.config.stale_response_timeout > 0:
-            timer = flight.started + self.config.stale_response_timeout
-            timeout = min(timer, stale_deadline) - time.monotonic()
-        else:
-            timeout = self._core.max_wait()
-        if flight.landed:
-            return
-        await asyncio.wait({flight.future}, timeout=max(0.0, timeout))
-
     async def _exchange(
-        self, send: _Batch, flights: _Flights, attempts: int | None = None
+        self,
+        send: _Batch,
+        flights: _Flights,
+        attempts: int | None = None,
+        delay: float = 0.0,
     ) -> None:
-        """Send the questions, cache what comes back, land every flight."""
+        """Send the questions (after ``delay``, the wait for a reserved budget
+        token), cache what comes back, land every flight."""
         error: BaseException | None = None
         try:
+            if delay > 0:
+                await asyncio.sleep(delay)
             responses = await self._upstream.exchange([key for key, _ in send], attempts)
-            now = self._clock()
-            for (key, flight), response in zip(send, responses, strict=True):
-                recorded = self._core.record(key, response, now)
-                if isinstance(recorded, UpstreamFailure):
-                    flights.finish(key, flight, None, recorded)
-                else:
-                    flights.finish(key, flight, recorded)
-        except BaseException as exc:
+            self._core.land(flights, send, responses)
+        except asyncio.CancelledError as exc:  # aclose(), or the loop shutting down
             error = exc
             raise
+        except Exception as exc:  # published to the flight's waiters, not lost
+            error = exc
         finally:
-            for key, flight in send:
-                if not flight.landed:
-                    failure = UpstreamFailure(f"lookup interrupted: {error!r}")
-                    flights.finish(key, flight, None, failure)
+            self._core.abort(flights, send, error)
 
     def _prefetch(self, key: Key, flights: _Flights) -> None:
-        if self._closed or flights.in_flight(key):
+        if self._closed:
             return
-        if not self._core.budget.try_acquire(self._clock()):
-            return
-        flight, leader = flights.begin(key, time.monotonic())
-        if not leader:
-            return
-        self._core.counters.prefetches.inc()
-        self._spawn(self._exchange([(key, flight)], flights, attempts=1))
+        flight = self._core.prefetch(flights, key, time.monotonic())
+        if flight is not None:
+            self._spawn(self._exchange([(key, flight)], flights, attempts=1))
 
     def _spawn(self, coro: Coroutine[object, object, None]) -> asyncio.Task[None]:
         task = asyncio.ensure_future(coro)
@@ -237,3 +254,12 @@ class AsyncResolver:
         self._core.counters.upstream_queries.inc()
         if self._on_query is not None:
             self._on_query(server, qname, rdtype, transport)
+
+
+def _reinit_after_fork() -> None:
+    for resolver in list(_all_resolvers):
+        resolver._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reinit_after_fork)

@@ -10,10 +10,15 @@ its I/O steps:
 - ``record(key, response, now)``: what did upstream say; cache it.
 - ``settle(entry, error, stale, now)``: what the caller gets once a flight
   is over (or its wait ran out).
+- ``lead``, ``follow_timeout``, ``land``, ``abort``, ``prefetch``: the
+  budget, stale and single-flight policy of the flights a shell leads or
+  follows, so that the shells only wait, send and receive.
 
 ``Walk`` is the search-list walk over planned candidate names: the shell asks
 for the next candidate's questions, feeds back their outcomes, and is told to
-go on, stop with an answer, or raise.
+go on, stop with an answer, or raise. ``Core.walk`` drives it as a generator
+that yields each ``Ask`` and takes its outcomes, so both shells run the one
+walk.
 
 Nothing here touches a socket, a thread or an event loop; the clock is
 injected.
@@ -24,7 +29,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -35,12 +40,24 @@ from safedns._budget import TokenBucket
 from safedns._cache import DNSCache, Entry
 from safedns._config import ResolverConfig
 from safedns._exceptions import NameNotFound, TemporaryFailure
-from safedns._planning import plan
+from safedns._health import HealthLog
+from safedns._planning import encode_name, plan
 from safedns._records import Answer, Negative, Positive, Result, UpstreamFailure, interpret
 from safedns._singleflight import Flight, Flights
 from safedns._stats import Counters, Stats
 
-__all__ = ["FAMILY_TYPES", "AddressMemo", "Core", "Got", "Key", "Outcome", "Walk", "rdtype_text"]
+__all__ = [
+    "FAMILY_TYPES",
+    "AddressMemo",
+    "Ask",
+    "Core",
+    "Got",
+    "Key",
+    "Lead",
+    "Outcome",
+    "Walk",
+    "rdtype_text",
+]
 
 Key = tuple[str, str]
 F = TypeVar("F", bound=Flight[Any])
@@ -52,6 +69,9 @@ FAMILY_TYPES: dict[int, tuple[str, ...]] = {
 }
 
 BUDGET_SPENT = "query budget exhausted"
+
+#: The addresses of ``localhost`` and the names under it (RFC 6761 §6.3).
+LOOPBACK = {"A": "127.0.0.1", "AAAA": "::1"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +142,30 @@ class Batch(Generic[F]):
 
 
 @dataclass(frozen=True, slots=True)
+class Ask:
+    """One step of a lookup: the next candidate's questions, and the
+    lookup's deadlines in real (monotonic) time, which cover the whole walk:
+    RFC 8767's client response timer and the caller's timeout."""
+
+    questions: list[Key]
+    stale_deadline: float
+    deadline: float
+
+
+@dataclass(frozen=True, slots=True)
+class Lead(Generic[F]):
+    """What a shell does with the flights it leads: ``send`` them (after
+    ``delay``, the wait for reserved budget tokens), either waiting for the
+    answers, or, when ``background``, in the background while it waits only
+    until ``wait_until`` (real time) before serving stale data."""
+
+    send: list[tuple[Key, F]]
+    delay: float
+    background: bool
+    wait_until: float
+
+
+@dataclass(frozen=True, slots=True)
 class AddressMemo:
     """A finished address lookup, reusable until ``refresh_at``."""
 
@@ -155,6 +199,8 @@ class Core:
     def reset_runtime(self) -> None:
         """Fresh locks and bookkeeping (after ``fork``: the parent's locks may be
         held by threads that do not exist in the child)."""
+        #: Rate-limited warnings when stale answers or budget denials begin.
+        self.health = HealthLog(clock=self.clock, name=",".join(self.config.nameservers))
         self.cache.after_fork()
         self.budget = TokenBucket(
             self.config.upstream_qps, self.config.upstream_burst, self.clock()
@@ -181,6 +227,7 @@ class Core:
 
     def serve_stale(self, entry: Entry, now: float) -> Got:
         self.counters.stale_served.inc()
+        self.health.stale_served()
         expires = now + self.config.stale_answer_ttl
         return Got(entry.result, expires, expires, True, True)
 
@@ -242,6 +289,7 @@ class Core:
             self.clock,
             from_cache=True,
             refresh_at=refresh_at,
+            aliases=answer.aliases,
         )
 
     def remember(self, name: object, rdtype: str, walk: Walk) -> Answer:
@@ -249,23 +297,54 @@ class Core:
         it is stale."""
         answer = walk.answers(self)[0]
         if not walk.stale:
-            memo = self.memo
-            if len(memo) >= self.config.max_entries:
-                memo.clear()
-            memo[(name, rdtype)] = self.cached_copy(answer, walk.valid_until)
+            copy = self.cached_copy(answer, walk.valid_until)
+            _bounded_put(self.memo, (name, rdtype), copy, self.config.max_entries)
         return answer
 
     def remember_addresses(self, name: object, family: int, walk: Walk) -> list[Answer]:
         """The walk's answers for an address lookup, memoised likewise."""
         answers = walk.answers(self)
         if not walk.stale:
-            memo = self.address_memo
-            if len(memo) >= self.config.max_entries:
-                memo.clear()
-            memo[(name, family)] = AddressMemo(
+            memo = AddressMemo(
                 tuple(self.cached_copy(a, walk.valid_until) for a in answers), walk.valid_until
             )
+            _bounded_put(self.address_memo, (name, family), memo, self.config.max_entries)
         return answers
+
+    def special_answers(self, name: str | bytes, rdtypes: Sequence[str]) -> list[Answer] | None:
+        """RFC 6761 special-use names, answered here and never asked upstream:
+        ``localhost`` and every name under it are the loopback addresses
+        (127.0.0.1 for A, ::1 for AAAA, no data of any other type);
+        ``invalid`` and every name under it do not exist. None for any other
+        name. Raises ``InvalidName`` for a name DNS cannot carry."""
+        text = encode_name(name)
+        bare = text[:-1] if text.endswith(".") else text
+        if bare == "invalid" or bare.endswith(".invalid"):
+            raise NameNotFound(self._display(name), "/".join(rdtypes), nxdomain=True)
+        if not (bare == "localhost" or bare.endswith(".localhost")):
+            return None
+        absolute = bare + "."
+        now = self.clock()
+        answers = [
+            Answer(
+                absolute,
+                rdtype,
+                (LOOPBACK[rdtype],),
+                absolute,
+                now + self.config.max_ttl,
+                self.clock,
+                from_cache=True,
+            )
+            for rdtype in rdtypes
+            if rdtype in LOOPBACK
+        ]
+        if not answers:
+            raise NameNotFound(self._display(name), "/".join(rdtypes), nxdomain=False)
+        return answers
+
+    @staticmethod
+    def _display(name: str | bytes) -> str:
+        return name.decode("ascii", "replace") if isinstance(name, bytes) else name
 
     def flush(self, name: str | None = None) -> None:
         self.memo.clear()
@@ -277,12 +356,34 @@ class Core:
 
     # -- upstream ------------------------------------------------------------
 
-    def spend(self, now: float) -> bool:
-        """Take one token from the query budget; False (counted) when empty."""
-        if self.budget.try_acquire(now):
-            return True
-        self.counters.budget_denied.inc()
-        return False
+    def spend(self, now: float, max_wait: float = 0.0) -> float | None:
+        """Take one token from the query budget, or reserve the next one: the
+        seconds to wait before sending (0.0: at once, counted in
+        ``budget_waits`` otherwise), or None (counted in ``budget_denied``)
+        when the wait would exceed ``max_wait``."""
+        delay = self.budget.reserve(now, max_wait)
+        if delay is None:
+            self.counters.budget_denied.inc()
+            self.health.budget_denied()
+        elif delay > 0:
+            self.counters.budget_waits.inc()
+        else:
+            self.health.budget_ok()
+        return delay
+
+    def budget_wait(self, stale: Entry | None, remaining: float) -> float:
+        """How long a question may wait for a budget token: not at all when
+        stale data is on hand (it is served instead), else ``budget_wait``,
+        never longer than the ``remaining`` time of the caller's lookup."""
+        if stale is not None:
+            return 0.0
+        return max(0.0, min(self.config.budget_wait, remaining))
+
+    def lifetime(self) -> float:
+        """The caller's timeout for one lookup: the longest its questions may
+        spend upstream (every attempt at every server), as glibc would."""
+        config = self.config
+        return config.timeout * config.attempts * len(config.nameservers)
 
     def sort(
         self, questions: Sequence[Key], flights: Flights[Key, F], now: float, started: float
@@ -316,17 +417,89 @@ class Core:
         return [o if o is not None else UpstreamFailure("no outcome") for o in outcomes]
 
     def admit(
-        self, flights: Flights[Key, F], led: Sequence[tuple[Key, F]], now: float
-    ) -> list[tuple[Key, F]]:
-        """The led flights the budget lets go upstream; the others land at
-        once with a budget failure (their callers fall back to stale data)."""
+        self,
+        flights: Flights[Key, F],
+        led: Sequence[tuple[Key, F]],
+        now: float,
+        max_waits: Sequence[float] | None = None,
+    ) -> tuple[list[tuple[Key, F]], float]:
+        """The led flights the budget lets go upstream, and how long the shell
+        must wait before sending them (the longest reservation among them).
+        The others land at once with a budget failure (their callers fall
+        back to stale data). ``max_waits``: each flight's longest wait
+        (default: none)."""
         send: list[tuple[Key, F]] = []
-        for key, flight in led:
-            if self.spend(now):
-                send.append((key, flight))
-            else:
+        delay = 0.0
+        for i, (key, flight) in enumerate(led):
+            reserved = self.spend(now, max_waits[i] if max_waits is not None else 0.0)
+            if reserved is None:
                 flights.finish(key, flight, None, UpstreamFailure(BUDGET_SPENT))
-        return send
+            else:
+                send.append((key, flight))
+                delay = max(delay, reserved)
+        return send, delay
+
+    def lead(self, flights: Flights[Key, F], ask: Ask, batch: Batch[F], mono: float) -> Lead[F]:
+        """Budget and stale policy for the flights ``batch`` leads (``mono``:
+        real time now): which go upstream, after how long, and whether the
+        caller waits for them or serves stale data after the client timer."""
+        led = [(ask.questions[i], flight) for i, flight in batch.led]
+        remaining = ask.deadline - mono
+        waits = [self.budget_wait(batch.stale[i], remaining) for i, _ in batch.led]
+        send, delay = self.admit(flights, led, self.clock(), waits)
+        timeout = self.config.stale_response_timeout
+        background = timeout > 0 and any(batch.stale[i] is not None for i, _ in batch.led)
+        return Lead(send, delay, background, min(mono + timeout, ask.stale_deadline))
+
+    def follow_timeout(
+        self, flight: Flight[Any], stale: Entry | None, ask: Ask, mono: float
+    ) -> float:
+        """How long a follower waits for ``flight`` (``mono``: real time now):
+        with stale data on hand, until the client response timer, which runs
+        from when the query went out; else as long as an exchange can take."""
+        timeout = self.config.stale_response_timeout
+        if stale is not None and timeout > 0:
+            return max(0.0, min(flight.started + timeout, ask.stale_deadline) - mono)
+        return self.max_wait()
+
+    def land(
+        self,
+        flights: Flights[Key, F],
+        send: Sequence[tuple[Key, F]],
+        responses: Sequence[dns.message.Message | UpstreamFailure],
+    ) -> None:
+        """Record what upstream said for each question and land its flight."""
+        now = self.clock()
+        for (key, flight), response in zip(send, responses, strict=True):
+            recorded = self.record(key, response, now)
+            if isinstance(recorded, UpstreamFailure):
+                flights.finish(key, flight, None, recorded)
+            else:
+                flights.finish(key, flight, recorded)
+
+    @staticmethod
+    def abort(
+        flights: Flights[Key, F], send: Sequence[tuple[Key, F]], error: BaseException | None
+    ) -> None:
+        """Land every flight of ``send`` still in the air with a failure (the
+        exchange was interrupted by ``error``), so no caller waits forever."""
+        for key, flight in send:
+            if not flight.landed:
+                failure = UpstreamFailure(f"lookup interrupted: {error!r}")
+                failure.__cause__ = error
+                flights.finish(key, flight, None, failure)
+
+    def prefetch(self, flights: Flights[Key, F], key: Key, mono: float) -> F | None:
+        """A flight for a background refresh of ``key``, or None when one is
+        under way already or the budget has no token to spare (a refresh
+        never waits for the budget, nor queues ahead of callers)."""
+        if flights.in_flight(key) or not self.budget.try_acquire(self.clock()):
+            return None
+        flight, leader = flights.begin(key, mono)
+        if not leader:
+            return None
+        self.counters.prefetches.inc()
+        return flight
 
     def record(
         self, key: Key, response: dns.message.Message | UpstreamFailure, now: float
@@ -335,7 +508,7 @@ class Core:
         qname, rdtype = key
         if not isinstance(response, UpstreamFailure):
             try:
-                results = interpret(response, qname, rdtype)
+                result = interpret(response, qname, rdtype)
             except UpstreamFailure as failure:
                 response = failure
         if isinstance(response, UpstreamFailure):
@@ -343,22 +516,19 @@ class Core:
             self._note_failure(key, now)
             return response
         self.failed_until.pop(key, None)
-        entry: Entry | None = None
-        for name, result in results:
-            stored = self.cache.put(name, rdtype, result, now)
-            if entry is None:
-                entry = stored or self.cache.make_entry(result, now)
-        assert entry is not None
-        return entry
+        self.health.upstream_ok()
+        # Cached under the question asked only: a CNAME chain's records
+        # never answer for the names it passes through.
+        return self.cache.put(qname, rdtype, result, now) or self.cache.make_entry(result, now)
 
     def _note_failure(self, key: Key, now: float) -> None:
         failed = self.failed_until
         if len(failed) >= self.config.max_negative_entries:
             for old in [k for k, until in list(failed.items()) if until <= now]:
                 failed.pop(old, None)
-            if len(failed) >= self.config.max_negative_entries:
-                failed.clear()
-        failed[key] = now + self.config.failure_recheck
+        _bounded_put(
+            failed, key, now + self.config.failure_recheck, self.config.max_negative_entries
+        )
 
     def settle(
         self, entry: Entry | None, error: BaseException | None, stale: Entry | None, now: float
@@ -372,17 +542,48 @@ class Core:
         if isinstance(error, UpstreamFailure):
             return error
         if error is not None:
-            return UpstreamFailure(f"internal error: {error!r}")
+            failure = UpstreamFailure(f"internal error: {error!r}")
+            failure.__cause__ = error
+            return failure
         return UpstreamFailure("timed out waiting for another lookup of the same name")
 
     def max_wait(self) -> float:
         """The longest a follower waits for a leader's exchange."""
         config = self.config
-        return config.timeout * config.attempts * (len(config.nameservers) + 1) + 1.0
+        exchange = config.timeout * config.attempts * (len(config.nameservers) + 1)
+        return exchange + config.budget_wait + 1.0
+
+    # -- the walk --------------------------------------------------------------
+
+    def walk(
+        self, name: str | bytes, rdtypes: Sequence[str], started: float
+    ) -> Generator[Ask, list[Outcome], Walk]:
+        """The search-list walk of one lookup, as a generator: it yields an
+        ``Ask`` per candidate, takes that candidate's outcomes, and returns
+        the finished ``Walk`` (or raises ``NameNotFound`` /
+        ``TemporaryFailure``). ``started``: real time at the start.
+
+        >>> steps = core.walk("my-svc", ("A",), time.monotonic())  # doctest: +SKIP
+        >>> ask = next(steps)
+        >>> ask = steps.send(outcomes_of(ask))  # ... until StopIteration
+        """
+        walk = Walk(name, rdtypes, self.config)
+        stale_deadline = started + self.config.stale_response_timeout
+        deadline = started + self.lifetime()
+        while (questions := walk.next()) is not None:
+            outcomes = yield Ask(questions, stale_deadline, deadline)
+            if walk.feed(outcomes, self.clock()):
+                return walk
+        raise walk.fail()
 
     # -- answers and stats ---------------------------------------------------
 
-    def answer(self, candidate: str, rdtype: str, got: Got) -> Answer:
+    def answer(
+        self, candidate: str, rdtype: str, got: Got, refresh_at: float | None = None
+    ) -> Answer:
+        """``got`` as an ``Answer``; ``refresh_at``: until when a front end may
+        hand it out again without asking (the walk's validity: earlier than
+        ``expires`` after a partial failure, see ``Walk.feed``)."""
         result = got.result
         assert isinstance(result, Positive)
         return Answer(
@@ -394,6 +595,8 @@ class Core:
             self.clock,
             from_cache=got.from_cache,
             stale=got.stale,
+            refresh_at=None if refresh_at is None else min(refresh_at, got.expires),
+            aliases=result.aliases,
         )
 
     def stats(self) -> Stats:
@@ -401,22 +604,37 @@ class Core:
         return self.counters.snapshot(positive, negative)
 
 
+def _bounded_put(table: dict[Any, Any], key: object, value: object, limit: int) -> None:
+    """``table[key] = value`` as the newest entry; when the table is full the
+    oldest entry goes, one at a time (never all at once, so names do not all
+    miss together). Safe against other threads writing the same table."""
+    table.pop(key, None)
+    while len(table) >= limit:
+        try:
+            table.pop(next(iter(table)), None)
+        except (RuntimeError, StopIteration):  # changed under us: look again
+            continue
+    table[key] = value
+
+
 class Walk:
     """The search-list walk for one lookup, as a little state machine.
 
     >>> walk = Walk("my-svc", ("A",), config)          # doctest: +SKIP
     >>> while (questions := walk.next()) is not None:   # doctest: +SKIP
-    ...     if walk.feed(ask(questions)):
+    ...     if walk.feed(ask(questions), clock()):
     ...         return walk.candidate, walk.outcomes
     >>> walk.fail()                                      # raises NameNotFound
     """
 
     __slots__ = (
+        "_alias",
         "_candidates",
         "_display",
         "_index",
         "_nxdomain",
         "_rdtypes",
+        "_recheck",
         "candidate",
         "outcomes",
         "stale",
@@ -426,8 +644,10 @@ class Walk:
     def __init__(self, name: str | bytes, rdtypes: Sequence[str], config: ResolverConfig) -> None:
         self._candidates = plan(name, config)
         self._rdtypes = tuple(rdtypes)
+        self._recheck = config.failure_recheck
         self._index = 0
         self._nxdomain = True
+        self._alias: str | None = None
         self._display = name.decode("ascii", "replace") if isinstance(name, bytes) else str(name)
         self.candidate = ""
         self.outcomes: list[Outcome] = []
@@ -445,33 +665,51 @@ class Walk:
         self._index += 1
         return [(self.candidate, rdtype) for rdtype in self._rdtypes]
 
-    def feed(self, outcomes: list[Outcome]) -> bool:
+    def feed(self, outcomes: list[Outcome], now: float) -> bool:
         """True when the current candidate has data (the walk is over). Raises
-        ``TemporaryFailure`` when upstream failed before any candidate had."""
+        ``TemporaryFailure`` when upstream failed before any candidate had.
+
+        A candidate that answered some questions and failed others (A
+        answered, AAAA timed out) ends the walk with what it has, but the
+        walk is valid only until ``now + failure_recheck``: the failed
+        question is asked again then, not when the answered one expires."""
         self.outcomes = outcomes
         for outcome in outcomes:
             if isinstance(outcome, Got):
                 self.valid_until = min(self.valid_until, outcome.refresh_at)
                 self.stale = self.stale or outcome.stale
         if any(isinstance(o, Got) and isinstance(o.result, Positive) for o in outcomes):
+            if any(isinstance(o, UpstreamFailure) for o in outcomes):
+                self.valid_until = min(self.valid_until, now + self._recheck)
             return True
         for outcome in outcomes:
             if isinstance(outcome, UpstreamFailure):
-                raise TemporaryFailure(self._display, "/".join(self._rdtypes), outcome.reason)
+                rdtypes = "/".join(self._rdtypes)
+                raise TemporaryFailure(self._display, rdtypes, outcome.reason) from outcome
         self._nxdomain = self._nxdomain and all(
             isinstance(o, Got) and isinstance(o.result, Negative) and o.result.nxdomain
             for o in outcomes
         )
+        for outcome in outcomes:
+            if self._alias is None and isinstance(outcome, Got):
+                end = outcome.result.canonical_name
+                if end.lower() != self.candidate.lower():
+                    self._alias = end
         return False
 
     def fail(self) -> NameNotFound:
         """The error for a walk in which no candidate had data."""
-        return NameNotFound(self._display, "/".join(self._rdtypes), nxdomain=self._nxdomain)
+        return NameNotFound(
+            self._display,
+            "/".join(self._rdtypes),
+            nxdomain=self._nxdomain,
+            canonical_name=self._alias,
+        )
 
     def answers(self, core: Core) -> list[Answer]:
         """The answers of the candidate that had data, one per type with data."""
         return [
-            core.answer(self.candidate, rdtype, got)
+            core.answer(self.candidate, rdtype, got, self.valid_until)
             for rdtype, got in zip(self._rdtypes, self.outcomes, strict=True)
             if isinstance(got, Got) and isinstance(got.result, Positive)
         ]

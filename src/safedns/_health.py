@@ -44,6 +44,7 @@ class _Episode:
     total: int = 0
     since_line: int = 0
     last_line: float = 0.0
+    last_event: float = 0.0
 
 
 class HealthLog:
@@ -59,6 +60,7 @@ class HealthLog:
         *,
         clock: Callable[[], float] = time.monotonic,
         remind_after: float = 300.0,
+        quiet: float = 10.0,
         name: str = "",
     ) -> None:
         if not remind_after > 0:
@@ -66,6 +68,8 @@ class HealthLog:
         self.logger = logger if logger is not None else logging.getLogger("safedns")
         self.clock = clock
         self.remind_after = remind_after
+        #: Seconds without a denial after which a budget episode is over.
+        self.quiet = quiet
         self.name = name
         self._lock = threading.Lock()
         self._episodes: dict[str, _Episode] = {}
@@ -82,21 +86,34 @@ class HealthLog:
         self._event(BUDGET, count)
 
     def upstream_ok(self) -> None:
-        """Upstream answered a query: any degraded condition is over."""
-        if not self.degraded:
-            return
+        """Upstream answered a query: serving stale is over."""
+        if self.degraded:
+            self._end(STALE, quiet=0.0)
+
+    def budget_ok(self) -> None:
+        """The budget let a query through at once: a budget episode is over
+        once no lookup was denied for ``quiet`` seconds (so a budget that runs
+        dry again and again under a sustained flood stays one episode)."""
+        if self.degraded:
+            self._end(BUDGET, quiet=self.quiet)
+
+    def _end(self, kind: str, quiet: float) -> None:
         with self._lock:
-            episodes, self._episodes = self._episodes, {}
-            self.degraded = False
             now = self.clock()
-        for kind, episode in episodes.items():
-            _, unit = _WHAT[kind]
-            self.logger.info(
-                "%supstream DNS answers again after %.1f s (%s in all)",
-                self._prefix(),
-                now - episode.began,
-                _count(episode.total, unit),
-            )
+            episode = self._episodes.get(kind)
+            if episode is None or now - episode.last_event < quiet:
+                return
+            del self._episodes[kind]
+            self.degraded = bool(self._episodes)
+        _, unit = _WHAT[kind]
+        what = "upstream DNS answers again" if kind == STALE else "the query budget recovered"
+        self.logger.info(
+            "%s%s after %.1f s (%s in all)",
+            self._prefix(),
+            what,
+            now - episode.began,
+            _count(episode.total, unit),
+        )
 
     # -------------------------------------------------------------- internal
 
@@ -109,11 +126,12 @@ class HealthLog:
             now = self.clock()
             episode = self._episodes.get(kind)
             if episode is None:
-                episode = self._episodes[kind] = _Episode(began=now, last_line=now)
+                episode = self._episodes[kind] = _Episode(began=now, last_line=now, last_event=now)
                 self.degraded = True
                 episode.total = count
                 line = ("start", count, count, 0.0)
             else:
+                episode.last_event = now
                 episode.total += count
                 episode.since_line += count
                 if now - episode.last_line >= self.remind_after:

@@ -43,11 +43,14 @@ class UpstreamFailure(Exception):
 class Positive:
     """Data for the question. ``records`` are the answer's rdata as text
     (addresses for A/AAAA); ``canonical_name`` ends the CNAME chain; ``ttl`` is
-    the smallest TTL over the chain and the answer, before any policy."""
+    the smallest TTL over the chain and the answer, before any policy;
+    ``aliases`` are the CNAME owners on the way, the question first (empty
+    without a chain)."""
 
     records: tuple[str, ...]
     canonical_name: str
     ttl: float
+    aliases: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,48 +71,50 @@ def _text(name: dns.name.Name) -> str:
     return name.to_text().lower()
 
 
-def interpret(response: dns.message.Message, qname: str, rdtype: str) -> list[tuple[str, Result]]:
-    """What ``response`` says about (qname, rdtype), plus what it says about the
-    names its CNAME chain passes through.
+def interpret(response: dns.message.Message, qname: str, rdtype: str) -> Result:
+    """What ``response`` says about (qname, rdtype), following its CNAME chain.
 
-    Returns ``[(name, result), ...]``: the first item is for ``qname``; further
-    items are for CNAME targets that the response also answered, so they can be
-    cached under their own names. Raises ``UpstreamFailure`` for SERVFAIL,
-    REFUSED and every other rcode that is not an answer.
+    The records along the chain are part of the answer to the question asked
+    and nothing else: they are never taken as answers for the names the
+    chain passes through (a reply for ``evil.example.com`` cannot vouch for
+    ``bank.example.net``). Raises ``UpstreamFailure`` for SERVFAIL, REFUSED
+    and every other rcode that is not an answer, and for a CNAME loop or a
+    chain longer than ``MAX_CNAME_HOPS`` (a recursive resolver reports both
+    as SERVFAIL).
     """
     rcode = response.rcode()
     if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
         raise UpstreamFailure(dns.rcode.to_text(rcode))
     qtype = dns.rdatatype.from_text(rdtype)
     current = dns.name.from_text(qname)
-    chain: list[tuple[str, float]] = []  # (owner, CNAME ttl) along the way
-    for _ in range(MAX_CNAME_HOPS):
+    seen = {current}
+    chain_ttls: list[float] = []  # the TTL of every CNAME along the way
+    aliases: list[str] = []  # the owner of every CNAME along the way
+    for _ in range(MAX_CNAME_HOPS + 1):
         rrset = _find(response, current, qtype)
         if rrset is not None:
-            data_ttl = float(rrset.ttl)
             records = tuple(rd.to_text() for rd in rrset)
-            canonical = _text(current) if chain else qname
-            ttl = min([data_ttl, *(t for _, t in chain)])
-            results: list[tuple[str, Result]] = [(qname, Positive(records, canonical, ttl))]
-            if chain:
-                results.append((canonical, Positive(records, canonical, data_ttl)))
-            return results
+            canonical = _text(current) if chain_ttls else qname
+            ttl = min([float(rrset.ttl), *chain_ttls])
+            return Positive(records, canonical, ttl, tuple(aliases))
         if qtype == dns.rdatatype.CNAME:
             break
         cname = _find(response, current, dns.rdatatype.CNAME)
         if cname is None:
             break
-        chain.append((_text(current), float(cname.ttl)))
+        chain_ttls.append(float(cname.ttl))
+        aliases.append(_text(current))
         current = cname[0].target
-    canonical = _text(current)
+        if current in seen:
+            raise UpstreamFailure(f"CNAME loop at {_text(current)}")
+        seen.add(current)
+    else:
+        raise UpstreamFailure(f"CNAME chain longer than {MAX_CNAME_HOPS} hops")
     soa_ttl = _soa_ttl(response)
-    if soa_ttl is not None and chain:
-        soa_ttl = min([soa_ttl, *(t for _, t in chain)])
+    if soa_ttl is not None and chain_ttls:
+        soa_ttl = min([soa_ttl, *chain_ttls])
     nxdomain = rcode == dns.rcode.NXDOMAIN
-    results = [(qname, Negative(nxdomain and not chain, canonical, soa_ttl))]
-    if chain:
-        results.append((canonical, Negative(nxdomain, canonical, _soa_ttl(response))))
-    return results
+    return Negative(nxdomain and not chain_ttls, _text(current), soa_ttl)
 
 
 def _find(
@@ -134,6 +139,8 @@ class Answer:
 
     - ``name``: the absolute name (trailing dot) that answered, after the
       search list; ``canonical_name``: where its CNAME chain ended.
+    - ``aliases``: the owners of the CNAME chain from ``name`` to
+      ``canonical_name`` (``name`` first; empty when no CNAME was followed).
     - ``rdtype``: the type asked for, e.g. ``"A"``.
     - ``addresses``: the addresses (A/AAAA), a new list on each access;
       ``records``: every record's data as text, whatever the type.
@@ -147,6 +154,7 @@ class Answer:
         "_expires",
         "_records",
         "_refresh_at",
+        "aliases",
         "canonical_name",
         "from_cache",
         "name",
@@ -166,8 +174,10 @@ class Answer:
         from_cache: bool,
         stale: bool = False,
         refresh_at: float | None = None,
+        aliases: tuple[str, ...] = (),
     ) -> None:
         self.name = name
+        self.aliases = aliases
         self.rdtype = rdtype
         self._records = records
         self.canonical_name = canonical_name

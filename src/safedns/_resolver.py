@@ -8,7 +8,6 @@ same shell for asyncio.
 
 from __future__ import annotations
 
-import math
 import os
 import socket
 import threading
@@ -19,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from safedns._cache import Entry
 from safedns._config import ResolverConfig
-from safedns._core import Core, Key, Outcome, Walk, family_types, rdtype_text
+from safedns._core import Ask, Core, Key, Outcome, Walk, family_types, rdtype_text
 from safedns._records import Answer, UpstreamFailure
 from safedns._singleflight import Flights, ThreadFlight
 from safedns._stats import Stats
@@ -80,6 +79,9 @@ class Resolver:
             return answer
         self._core.counters.lookups.inc()
         text = rdtype_text(rdtype)
+        special = self._core.special_answers(name, (text,))
+        if special is not None:
+            return special[0]
         return self._core.remember(name, rdtype, self._walk(name, (text,)))
 
     def resolve_addresses(self, name: str | bytes, family: int = socket.AF_UNSPEC) -> list[str]:
@@ -92,22 +94,49 @@ class Resolver:
 
     def lookup_addresses(self, name: str | bytes, family: int = socket.AF_UNSPEC) -> list[Answer]:
         """Like ``resolve_addresses`` but returns the ``Answer`` of each type that
-        had data (A before AAAA), all for the same candidate name."""
+        had data (A before AAAA), all for the same candidate name.
+
+        This is DNS only, as glibc's DNS backend sees it (the drop-in
+        ``getaddrinfo`` uses it, and leaves ``localhost`` to the hosts file as
+        glibc does): RFC 6761 names are not answered locally here."""
         memo = self._core.address_hit(name, family)
         if memo is not None:
             return list(memo.answers)
-        return self._lookup_addresses(name, family)
+        return self._lookup_addresses(name, family, local=False)
 
-    def _lookup_addresses(self, name: str | bytes, family: int) -> list[Answer]:
+    def _lookup_addresses(
+        self, name: str | bytes, family: int, *, local: bool = True
+    ) -> list[Answer]:
         rdtypes = family_types(family)
         self._core.counters.lookups.inc()
         literal = self._core.literal_answers(name, family)
         if literal is not None:
             return literal
+        if local:
+            special = self._core.special_answers(name, rdtypes)
+            if special is not None:
+                return special
         return self._core.remember_addresses(name, family, self._walk(name, rdtypes))
 
     def stats(self) -> Stats:
         return self._core.stats()
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The monotonic clock answers expire on (``Answer.expires``)."""
+        return self._clock
+
+    def reconfigured(self, config: ResolverConfig) -> Resolver:
+        """A resolver on ``config`` with this one's clock and query observer.
+
+        When both ask the same nameservers it shares this one's cache, so cached names
+        stay answered (the answers come from the same servers); other servers may
+        answer differently, so then it starts empty.
+        """
+        other = Resolver(config, clock=self._clock, on_query=self._on_query)
+        if config.servers() == self.config.servers():
+            other._core.cache = self._core.cache
+        return other
 
     def flush(self, name: str | None = None) -> None:
         """Forget cached answers: all of them, or those of one absolute name."""
@@ -134,64 +163,46 @@ class Resolver:
     # -- I/O -------------------------------------------------------------------
 
     def _walk(self, name: str | bytes, rdtypes: Sequence[str]) -> Walk:
-        walk = Walk(name, rdtypes, self.config)
-        # RFC 8767's client response timer covers the whole lookup, however
-        # many candidates it walks.
-        stale_deadline = time.monotonic() + self.config.stale_response_timeout
-        while (questions := walk.next()) is not None:
-            if walk.feed(self._ask(questions, stale_deadline)):
+        """Run the core's walk: it decides, this shell answers its asks."""
+        steps = self._core.walk(name, rdtypes, time.monotonic())
+        ask = next(steps)
+        while True:
+            try:
+                ask = steps.send(self._ask(ask))
+            except StopIteration as done:
+                walk: Walk = done.value
                 return walk
-        raise walk.fail()
 
-    def _ask(self, questions: Sequence[Key], stale_deadline: float = math.inf) -> list[Outcome]:
+    def _ask(self, ask: Ask) -> list[Outcome]:
         """One outcome per question, from the cache, another caller's flight,
         or upstream (every question this call leads goes out together)."""
         core = self._core
-        batch = core.sort(questions, self._flights, self._clock(), time.monotonic())
+        batch = core.sort(ask.questions, self._flights, self._clock(), time.monotonic())
         for key in batch.prefetch:
             self._prefetch(key)
         if batch.led:
-            self._lead(questions, batch.led, batch.stale, stale_deadline)
+            lead = core.lead(self._flights, ask, batch, time.monotonic())
+            if not lead.send:
+                pass
+            elif lead.background and self._submit(self._refresh, lead.send, lead.delay):
+                # Stale data is on hand: serve it after the client response
+                # timer and let the query finish in the background (RFC 8767).
+                for _, flight in lead.send:
+                    flight.wait(max(0.0, lead.wait_until - time.monotonic()))
+            else:
+                if lead.delay > 0:
+                    time.sleep(lead.delay)  # our budget token arrives (arrival order)
+                self._exchange(lead.send)
         for i, flight in batch.followed:
-            self._wait(flight, batch.stale[i], stale_deadline)
+            flight.wait(core.follow_timeout(flight, batch.stale[i], ask, time.monotonic()))
         return core.settle_batch(batch)
 
-    def _lead(
-        self,
-        questions: Sequence[Key],
-        led: list[tuple[int, ThreadFlight[Entry]]],
-        stale: list[Entry | None],
-        stale_deadline: float,
-    ) -> None:
-        batch = [(questions[i], flight) for i, flight in led]
-        send = self._core.admit(self._flights, batch, self._clock())
-        if not send:
-            return
-        timeout = self.config.stale_response_timeout
-        has_stale = any(stale[i] is not None for i, _ in led)
-        if has_stale and timeout > 0 and self._submit(self._refresh, send):
-            # Stale data is on hand: wait a little, then serve it and let the
-            # query finish in the background (RFC 8767 client response timer).
-            deadline = min(time.monotonic() + timeout, stale_deadline)
-            for _, flight in send:
-                flight.wait(max(0.0, deadline - time.monotonic()))
-        else:
-            self._exchange(send)
-
-    def _wait(
-        self, flight: ThreadFlight[Entry], stale: Entry | None, stale_deadline: float
-    ) -> None:
-        if stale is not None and self.config.stale_response_timeout > 0:
-            # The client response timer runs from when the query went out.
-            timer = flight.started + self.config.stale_response_timeout
-            timeout = min(timer, stale_deadline) - time.monotonic()
-            flight.wait(max(0.0, timeout))
-        else:
-            flight.wait(self._core.max_wait())
-
-    def _refresh(self, send: _Batch) -> None:
+    def _refresh(self, send: _Batch, delay: float = 0.0) -> None:
         """A background query for data we can already serve (stale or about to
-        expire): one try per nameserver, so a dead server is not hammered."""
+        expire): one try per nameserver, so a dead server is not hammered.
+        ``delay``: the wait for a reserved budget token."""
+        if delay > 0:
+            time.sleep(delay)
         self._exchange(send, attempts=1)
 
     def _exchange(self, send: _Batch, attempts: int | None = None) -> None:
@@ -200,43 +211,31 @@ class Resolver:
         error: BaseException | None = None
         try:
             responses = self._upstream.exchange([key for key, _ in send], attempts)
-            now = self._clock()
-            for (key, flight), response in zip(send, responses, strict=True):
-                recorded = self._core.record(key, response, now)
-                if isinstance(recorded, UpstreamFailure):
-                    self._flights.finish(key, flight, None, recorded)
-                else:
-                    self._flights.finish(key, flight, recorded)
+            self._core.land(self._flights, send, responses)
         except BaseException as exc:
             error = exc
             raise
         finally:
-            for key, flight in send:
-                if not flight.landed:
-                    failure = UpstreamFailure(f"internal error: {error!r}")
-                    self._flights.finish(key, flight, None, failure)
+            self._core.abort(self._flights, send, error)
 
     def _prefetch(self, key: Key) -> None:
         """Refresh ``key`` in the background (once at a time), budget allowing."""
-        if self._closed or self._flights.in_flight(key):
+        if self._closed:
             return
-        if not self._core.budget.try_acquire(self._clock()):
-            return
-        flight, leader = self._flights.begin(key, time.monotonic())
-        if not leader:
-            return
-        self._core.counters.prefetches.inc()
-        if not self._submit(self._refresh, [(key, flight)]):
+        flight = self._core.prefetch(self._flights, key, time.monotonic())
+        if flight is not None and not self._submit(self._refresh, [(key, flight)]):
             self._flights.finish(key, flight, None, UpstreamFailure("resolver closed"))
 
-    def _submit(self, fn: Callable[[_Batch], None], arg: _Batch) -> bool:
+    def _submit(
+        self, fn: Callable[[_Batch, float], None], arg: _Batch, delay: float = 0.0
+    ) -> bool:
         with self._executor_lock:
             if self._closed:
                 return False
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="safedns")
             try:
-                self._executor.submit(fn, arg)
+                self._executor.submit(fn, arg, delay)
             except RuntimeError:  # interpreter shutting down
                 return False
         return True

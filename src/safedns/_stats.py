@@ -26,7 +26,10 @@ class Stats:
     - ``coalesced``: questions that waited for another caller's query.
     - ``stale_served``: answers served stale (RFC 8767).
     - ``prefetches``: background refreshes started (refresh-ahead).
-    - ``budget_denied``: questions refused by the query budget.
+    - ``budget_waits``: questions that waited for a budget token (and then
+      went upstream); ``budget_denied``: questions the budget refused (their
+      wait would have been longer than ``budget_wait``, or stale data was
+      served instead).
     - ``entries`` / ``negative_entries``: what the cache holds now.
     """
 
@@ -40,6 +43,7 @@ class Stats:
     stale_served: int = 0
     prefetches: int = 0
     budget_denied: int = 0
+    budget_waits: int = 0
     entries: int = 0
     negative_entries: int = 0
 
@@ -77,6 +81,7 @@ class Counters:
     stale_served: _Counter
     prefetches: _Counter
     budget_denied: _Counter
+    budget_waits: _Counter
 
     def snapshot(self, entries: int, negative_entries: int) -> Stats:
         values = {name: getattr(self, name).value for name in _COUNTED}

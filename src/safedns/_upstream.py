@@ -3,11 +3,13 @@
 Both make the same moves, decided by the sans-I/O ``Exchange``: every
 question of a batch goes out at once over one UDP socket per nameserver try
 (so A and AAAA travel together, as glibc sends them); a truncated answer is
-asked again over TCP; the nameservers are walked in order (or rotated) for
-``attempts`` rounds; the result is one response or one ``UpstreamFailure`` per
-question. A reply is accepted only if it comes from the server asked (the
-socket is connected), carries the query's ID and echoes its question; anything
-else, garbage included, is ignored.
+asked again over TCP once the UDP replies are in (the framing and the reply
+checks of both transports are the ``Exchange``'s, shared by both shells);
+the nameservers are walked in order (or rotated) for ``attempts`` rounds;
+the result is one response or one ``UpstreamFailure`` per question. A reply
+is accepted only if it comes from the server asked (the socket is
+connected), carries the query's ID and echoes its question; anything else,
+garbage included, is ignored.
 
 A nameserver that times out is skipped for ``server_backoff`` seconds while
 others answer (it is still tried when every server is backed off).
@@ -26,7 +28,6 @@ from collections.abc import Callable, Sequence
 
 import dns.flags
 import dns.message
-import dns.query
 import dns.rcode
 
 from safedns._config import ResolverConfig
@@ -102,6 +103,31 @@ class Exchange:
             return i, True
         self.accept(i, response)
         return i, False
+
+    def tcp_frame(self, i: int) -> bytes:
+        """Question ``i`` as a TCP message: two length octets, then the wire."""
+        wire = self.queries[i].to_wire()
+        return struct.pack("!H", len(wire)) + wire
+
+    @staticmethod
+    def tcp_length(header: bytes) -> int:
+        """The length of the TCP message whose two-octet ``header`` came in."""
+        (length,) = struct.unpack("!H", header)
+        return int(length)
+
+    def receive_tcp(self, i: int, data: bytes) -> None:
+        """Take the TCP reply to question ``i``: accepted when it parses and
+        answers the query (ID and question), a failure otherwise. Both shells
+        validate TCP replies here, as they do datagrams in ``receive``."""
+        try:
+            response = dns.message.from_wire(data)
+        except Exception as exc:  # garbage on the wire, whatever it is
+            self.fail([i], f"tcp error: malformed reply: {exc}")
+            return
+        if not self.queries[i].is_response(response):
+            self.fail([i], "tcp error: mismatched reply")
+            return
+        self.accept(i, response)
 
     def accept(self, i: int, response: dns.message.Message) -> None:
         if response.rcode() in _ANSWERS:
@@ -196,6 +222,7 @@ class Upstream(_Servers):
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         waiting = exchange.start_try(pending)
         heard = False
+        truncated: list[int] = []
         try:
             with socket.socket(family, socket.SOCK_DGRAM) as sock:
                 sock.connect(_sockaddr(host, port, family))
@@ -221,24 +248,52 @@ class Upstream(_Servers):
                     heard = True
                     i, needs_tcp = received
                     if needs_tcp:
-                        self._tcp(server, exchange, i)
+                        truncated.append(i)
         except OSError as exc:
             exchange.fail(pending, f"network error: {exc.strerror or exc}")
+        # TCP retries go after the UDP receive loop, so that the other
+        # replies of the batch, already on their way, are not timed out by
+        # a slow TCP exchange (each retry has its own timeout).
+        for i in truncated:
+            self._tcp(server, exchange, i)
         self._mark(server, heard)
 
     def _tcp(self, server: Server, exchange: Exchange, i: int) -> None:
         """Ask question ``i`` again over TCP; the answer or the error goes
-        into ``exchange``. (dnspython checks the reply matches the query.)"""
+        into ``exchange``, which validates the reply."""
         host, port = server
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._observe(server, exchange.questions[i], "tcp")
+        deadline = time.monotonic() + self._timeout
         try:
-            response = dns.query.tcp(exchange.queries[i], host, timeout=self._timeout, port=port)
-        except (dns.exception.Timeout, TimeoutError):
+            with socket.socket(family, socket.SOCK_STREAM) as sock:
+                sock.settimeout(self._timeout)
+                sock.connect(_sockaddr(host, port, family))
+                sock.sendall(exchange.tcp_frame(i))
+                length = exchange.tcp_length(_recv_exactly(sock, 2, deadline))
+                data = _recv_exactly(sock, length, deadline)
+        except TimeoutError:
             exchange.fail([i], "timed out (tcp)")
-        except (OSError, EOFError, dns.exception.DNSException) as exc:
+        except (OSError, EOFError) as exc:
             exchange.fail([i], f"tcp error: {exc}")
         else:
-            exchange.accept(i, response)
+            exchange.receive_tcp(i, data)
+
+
+def _recv_exactly(sock: socket.socket, size: int, deadline: float) -> bytes:
+    """``size`` octets from ``sock`` by ``deadline``: TimeoutError after it,
+    EOFError if the server closes first."""
+    buf = bytearray()
+    while len(buf) < size:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("timed out")
+        sock.settimeout(remaining)
+        chunk = sock.recv(size - len(buf))
+        if not chunk:
+            raise EOFError("connection closed by the server")
+        buf += chunk
+    return bytes(buf)
 
 
 class _DatagramQueue(asyncio.DatagramProtocol):
@@ -274,6 +329,9 @@ class AsyncUpstream(_Servers):
         heard = False
         loop = asyncio.get_running_loop()
         transport: asyncio.DatagramTransport | None = None
+        # TCP retries run beside the UDP receive loop (each with its own
+        # timeout), so replies already on their way are still accepted.
+        retries: list[asyncio.Task[None]] = []
         try:
             transport, protocol = await loop.create_datagram_endpoint(
                 _DatagramQueue,
@@ -303,45 +361,48 @@ class AsyncUpstream(_Servers):
                 heard = True
                 i, needs_tcp = received
                 if needs_tcp:
-                    await self._tcp(server, exchange, i)
+                    retries.append(loop.create_task(self._tcp(server, exchange, i)))
+            if transport is not None:
+                transport.close()
+                transport = None
+            if retries:
+                await asyncio.gather(*retries)
         except OSError as exc:
             exchange.fail(pending, f"network error: {exc.strerror or exc}")
         finally:
             if transport is not None:
                 transport.close()
+            unfinished = [task for task in retries if not task.done()]
+            for task in unfinished:
+                task.cancel()
+            if unfinished:
+                # Cancelled ourselves: let the retries close their sockets.
+                await asyncio.wait(unfinished)
         self._mark(server, heard)
 
     async def _tcp(self, server: Server, exchange: Exchange, i: int) -> None:
         """Ask question ``i`` again over TCP, as ``Upstream._tcp`` does."""
         host, port = server
         self._observe(server, exchange.questions[i], "tcp")
-        query = exchange.queries[i]
         writer: asyncio.StreamWriter | None = None
+        deadline = time.monotonic() + self._timeout
+
+        def left() -> float:
+            return max(0.0, deadline - time.monotonic())
+
         try:
-            deadline = time.monotonic() + self._timeout
-            reader, stream = await asyncio.wait_for(
-                asyncio.open_connection(host, port), self._timeout
-            )
+            reader, stream = await asyncio.wait_for(asyncio.open_connection(host, port), left())
             writer = stream
-            wire = query.to_wire()
-            stream.write(struct.pack("!H", len(wire)) + wire)
-            await asyncio.wait_for(stream.drain(), max(0.0, deadline - time.monotonic()))
-            header = await asyncio.wait_for(
-                reader.readexactly(2), max(0.0, deadline - time.monotonic())
-            )
-            (length,) = struct.unpack("!H", header)
-            data = await asyncio.wait_for(
-                reader.readexactly(length), max(0.0, deadline - time.monotonic())
-            )
-            response = dns.message.from_wire(data)
-            if query.is_response(response):
-                exchange.accept(i, response)
-            else:
-                exchange.fail([i], "tcp error: mismatched reply")
+            stream.write(exchange.tcp_frame(i))
+            await asyncio.wait_for(stream.drain(), left())
+            header = await asyncio.wait_for(reader.readexactly(2), left())
+            data = await asyncio.wait_for(reader.readexactly(exchange.tcp_length(header)), left())
         except (asyncio.TimeoutError, TimeoutError):
             exchange.fail([i], "timed out (tcp)")
-        except (OSError, EOFError, asyncio.IncompleteReadError, dns.exception.DNSException) as exc:
+        except (OSError, EOFError, asyncio.IncompleteReadError) as exc:
             exchange.fail([i], f"tcp error: {exc}")
+        else:
+            exchange.receive_tcp(i, data)
         finally:
             if writer is not None:
                 writer.close()

@@ -99,12 +99,15 @@ class DNSServer:
     <negative_ttl>`` with TTL ``negative_ttl``, and names are never delegated.
 
     Fault attributes (``delay``, ``servfail``, ``refused``, ``truncate``,
-    ``drop_rate``, ``wrong_id``, ``answer_ttl``, ``negative_ttl``,
-    ``tcp_idle_timeout``) may be changed at any time from any thread; they
-    apply to queries arriving afterwards. ``drop_rate``, ``truncate`` and
-    ``wrong_id`` affect UDP only. If both ``servfail`` and ``refused`` are set,
-    the answer is SERVFAIL. Replies pending when :meth:`stop` is called are
-    not sent. Several queries on one TCP connection are answered in order.
+    ``truncate_types``, ``drop_rate``, ``drop_types``, ``wrong_id``,
+    ``answer_ttl``, ``negative_ttl``, ``tcp_idle_timeout``) may be changed at
+    any time from any thread; they apply to queries arriving afterwards.
+    ``drop_rate``, ``truncate``, ``truncate_types`` and ``wrong_id`` affect
+    UDP only; ``drop_types`` silences both transports. :meth:`craft` makes
+    the server give a fixed (lying) answer to one question. If both
+    ``servfail`` and ``refused`` are set, the answer is SERVFAIL. Replies
+    pending when :meth:`stop` is called are not sent. Several queries on one
+    TCP connection are answered in order.
 
     >>> with DNSServer() as server:                         # doctest: +SKIP
     ...     server.add("api.example.com", "A", "192.0.2.10")
@@ -126,8 +129,13 @@ class DNSServer:
         self.refused = False
         #: UDP answers are sent empty with TC set; TCP answers stay complete.
         self.truncate = False
+        #: Query types (e.g. ``{"AAAA"}``) whose UDP answers are sent empty with
+        #: TC set, while other types are answered in full.
+        self.truncate_types: set[str] = set()
         #: Fraction (0..1) of UDP queries silently dropped.
         self.drop_rate: float = 0.0
+        #: Query types (e.g. ``{"AAAA"}``) never answered, over UDP or TCP.
+        self.drop_types: set[str] = set()
         #: Precede each UDP reply with one wrong-ID reply and one garbage datagram.
         self.wrong_id = False
         #: Precede each UDP reply with a forged one (right ID and question, wrong
@@ -141,6 +149,7 @@ class DNSServer:
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._data: dict[dns.name.Name, dict[int, dns.rrset.RRset]] = {}
+        self._crafted: dict[tuple[str, str], tuple[int, list[dns.rrset.RRset]]] = {}
         self._below: dict[dns.name.Name, int] = {}
         self._log: list[tuple[str, str, str]] = []
         self._serving = True
@@ -309,6 +318,23 @@ class DNSServer:
                 rrset = node[rtype] = dns.rrset.RRset(owner, dns.rdataclass.IN, rtype)
             rrset.add(rdata, ttl)
 
+    def craft(
+        self,
+        name: str | dns.name.Name,
+        rdtype: str | int,
+        answer: list[str],
+        *,
+        rcode: int = dns.rcode.NOERROR,
+    ) -> None:
+        """Answer questions for ``name``/``rdtype`` with exactly these answer
+        records (zone-file lines, ``"owner ttl IN type data"``), whatever the
+        server's own records say, as a lying or broken upstream would.
+        ``craft(name, rdtype, [])`` with ``rcode`` crafts a bare reply."""
+        key = (_to_name(name).to_text(), dns.rdatatype.to_text(_to_rdtype(rdtype)))
+        rrsets = [_zone_line(line) for line in answer]
+        with self._lock:
+            self._crafted[key] = (rcode, rrsets)
+
     def remove(self, name: str | dns.name.Name, rdtype: str | int | None = None) -> bool:
         """Remove ``name``'s records of ``rdtype`` (all of them if None).
 
@@ -384,7 +410,13 @@ class DNSServer:
             return response
         response.flags |= dns.flags.AA
         with self._lock:
-            self._resolve(response, question.name.canonicalize(), question.rdtype)
+            key = (question.name.canonicalize().to_text(), dns.rdatatype.to_text(question.rdtype))
+            crafted = self._crafted.get(key)
+            if crafted is not None:
+                response.set_rcode(dns.rcode.Rcode.make(crafted[0]))
+                response.answer.extend(crafted[1])
+            else:
+                self._resolve(response, question.name.canonicalize(), question.rdtype)
         return response
 
     def _resolve(self, response: dns.message.Message, name: dns.name.Name, rdtype: int) -> None:
@@ -441,6 +473,16 @@ class DNSServer:
         with self._lock:
             self._log.append((key[0], key[1], transport))
 
+    @staticmethod
+    def _typed(query: dns.message.Message, types: set[str]) -> bool:
+        if not types or not query.question:
+            return False
+        qtype = dns.rdatatype.to_text(query.question[0].rdtype)
+        return qtype in {t.upper() for t in types}
+
+    def _dropped(self, query: dns.message.Message) -> bool:
+        return self._typed(query, self.drop_types)
+
     # -- the UDP / accept loop -------------------------------------------------
 
     def _wake(self) -> None:
@@ -489,8 +531,10 @@ class DNSServer:
             return
         if self.drop_rate > 0 and self._rng.random() < self.drop_rate:
             return
+        if self._dropped(query):
+            return
         response = self._respond(query)
-        if self.truncate:
+        if self.truncate or self._typed(query, self.truncate_types):
             response.answer = []
             response.authority = []
             response.additional = []
@@ -590,7 +634,7 @@ class DNSServer:
                 query = self._parse(wire, "tcp")
                 if query is None:
                     return
-                if not self._serving:
+                if not self._serving or self._dropped(query):
                     continue
                 response = self._respond(query)
                 if self.delay > 0 and self._closing.wait(self.delay):
@@ -627,6 +671,15 @@ def _forge(query: dns.message.Message) -> bytes:
             dns.rrset.from_text(question.name, 300, dns.rdataclass.IN, question.rdtype, address)
         )
     return forged.to_wire()
+
+
+def _zone_line(line: str) -> dns.rrset.RRset:
+    """One ``"owner ttl class type data"`` line as an RRset."""
+    try:
+        name, ttl, rdclass, rdtype, *data = line.split()
+        return dns.rrset.from_text(name, int(ttl), rdclass, rdtype, " ".join(data))
+    except (ValueError, dns.exception.DNSException) as exc:
+        raise ValueError(f"not a zone-file record line: {line!r}: {exc}") from exc
 
 
 @functools.lru_cache(maxsize=16)
