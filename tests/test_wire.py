@@ -76,7 +76,8 @@ def test_common_replies_are_read_off_the_wire() -> None:
         ],
     )
     fast = _same(chain, "AAAA")
-    assert fast is not None and fast.result == Positive(("2001:db8::1",), "cdn.example.net.", 20.0)
+    assert fast is not None
+    assert fast.result == Positive(("2001:db8::1",), "cdn.example.net.", 20.0, (QNAME,))
     nxdomain = _reply("A", [], [("example.com.", 900, "SOA", SOA.format(minimum=60))], rcode=3)
     fast = _same(nxdomain, "A")
     assert fast is not None and fast.result == Negative(True, QNAME, 60.0)

@@ -8,12 +8,14 @@
 
 from safedns._async import AsyncResolver
 from safedns._config import ResolverConfig
+from safedns._dropin.aio import async_getaddrinfo
 from safedns._exceptions import InvalidName, NameNotFound, ResolveError, TemporaryFailure
 from safedns._getaddrinfo import getaddrinfo, gethostbyname, gethostbyname_ex
 from safedns._patch import is_patched, patch, patched, unpatch
 from safedns._planning import plan
 from safedns._records import Answer
 from safedns._resolver import Resolver
+from safedns._retry import RetryBudget, RetryPolicy
 from safedns._stats import Stats
 
 __version__ = "0.1.0"
@@ -26,9 +28,12 @@ __all__ = [
     "ResolveError",
     "Resolver",
     "ResolverConfig",
+    "RetryBudget",
+    "RetryPolicy",
     "Stats",
     "TemporaryFailure",
     "__version__",
+    "async_getaddrinfo",
     "getaddrinfo",
     "gethostbyname",
     "gethostbyname_ex",

@@ -22,7 +22,7 @@ from safedns._cache import Entry
 from safedns._config import ResolverConfig
 from safedns._core import Ask, Core, Key, Outcome, QueryObserver
 from safedns._fork import reset_in_child
-from safedns._records import Answer
+from safedns._records import Answer, reverse_name
 from safedns._resolver import Resolver
 from safedns._singleflight import AsyncFlight, Flights
 from safedns._stats import Stats
@@ -39,7 +39,9 @@ class AsyncResolver:
     """A caching stub resolver for asyncio.
 
     ``AsyncResolver(config)`` has its own cache; ``AsyncResolver(resolver=r)``
-    shares the cache, counters and budget of the sync resolver ``r``.
+    shares the cache, counters, budget, config and clock of the sync
+    resolver ``r`` (so giving ``config`` or ``clock`` with it is a
+    ``TypeError``).
     Use ``async with`` or ``await aclose()`` to stop background refreshes.
     """
 
@@ -48,17 +50,23 @@ class AsyncResolver:
         config: ResolverConfig | None = None,
         *,
         resolver: Resolver | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] | None = None,
         on_query: QueryObserver | None = None,
     ) -> None:
         if resolver is not None:
+            ignored = [n for n, v in (("config", config), ("clock", clock)) if v is not None]
+            if ignored:
+                raise TypeError(
+                    f"AsyncResolver(resolver=...) shares that resolver's config and clock:"
+                    f" {' and '.join(ignored)} would be ignored, give them to the Resolver"
+                )
             self._core: Core = resolver._core
             self.config = resolver.config
             self._clock = resolver._clock
         else:
             self.config = config if config is not None else ResolverConfig.from_system()
-            self._clock = clock
-            self._core = Core(self.config, clock)
+            self._clock = clock if clock is not None else time.monotonic
+            self._core = Core(self.config, self._clock)
         self._owns_core = resolver is None
         self._on_query = on_query
         self._init_runtime()
@@ -91,36 +99,70 @@ class AsyncResolver:
 
     # -- public API ---------------------------------------------------------
 
-    async def resolve(self, name: str | bytes, rdtype: str = "A") -> Answer:
-        """Resolve ``name`` for one type; see ``Resolver.resolve``."""
+    async def resolve(
+        self,
+        name: str | bytes,
+        rdtype: str | int = "A",
+        *,
+        search: bool = True,
+        timeout: float | None = None,
+    ) -> Answer:
+        """Resolve ``name`` for one type; see ``Resolver.resolve`` (``search``,
+        ``timeout`` and the record types are the same)."""
+        if not search or timeout is not None:
+            name, timeout = self._core.call_options(name, search, timeout)
         answer = self._core.hit(name, rdtype)
         if answer is not None:
             return answer
-        return await self._run(self._core.lookup(name, rdtype, time.monotonic()))
+        return await self._run(self._core.lookup(name, rdtype, time.monotonic(), timeout))
+
+    async def resolve_address(self, address: object, *, timeout: float | None = None) -> Answer:
+        """The reverse (PTR) lookup of an address; see ``Resolver.resolve_address``."""
+        return await self.resolve(reverse_name(address), "PTR", search=False, timeout=timeout)
 
     async def resolve_addresses(
-        self, name: str | bytes, family: int = socket.AF_UNSPEC
+        self,
+        name: str | bytes,
+        family: int = socket.AF_UNSPEC,
+        *,
+        search: bool = True,
+        timeout: float | None = None,
     ) -> list[str]:
-        """A and AAAA asked together (``AF_UNSPEC``), or one family. IPv4 first."""
+        """A and AAAA asked together (``AF_UNSPEC``), or one family. IPv4 first.
+        ``search`` and ``timeout`` as for ``resolve``."""
+        if not search or timeout is not None:
+            name, timeout = self._core.call_options(name, search, timeout)
         memo = self._core.address_hit(name, family)
         if memo is not None:
             return memo.addresses
-        steps = self._core.lookup_addresses(name, family, time.monotonic())
+        steps = self._core.lookup_addresses(name, family, time.monotonic(), timeout)
         return [a for answer in await self._run(steps) for a in answer.addresses]
 
     async def lookup_addresses(
-        self, name: str | bytes, family: int = socket.AF_UNSPEC
+        self,
+        name: str | bytes,
+        family: int = socket.AF_UNSPEC,
+        *,
+        search: bool = True,
+        timeout: float | None = None,
     ) -> list[Answer]:
         """See ``Resolver.lookup_addresses`` (DNS only: no RFC 6761 names)."""
+        if not search or timeout is not None:
+            name, timeout = self._core.call_options(name, search, timeout)
         memo = self._core.address_hit(name, family)
         if memo is not None:
             return list(memo.answers)
         return await self._run(
-            self._core.lookup_addresses(name, family, time.monotonic(), local=False)
+            self._core.lookup_addresses(name, family, time.monotonic(), timeout, local=False)
         )
 
     def stats(self) -> Stats:
         return self._core.stats()
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The monotonic clock answers expire on (``Answer.expires``)."""
+        return self._clock
 
     def flush(self, name: str | None = None) -> None:
         self._core.flush(name)
@@ -177,8 +219,9 @@ class AsyncResolver:
                 pass
             elif lead.background and not self._closed:
                 # Stale data is on hand: serve it after the client response
-                # timer and let the query finish in the background (RFC 8767).
-                task = self._spawn(self._exchange(lead.send, flights, 1, lead.delay))
+                # timer and let the query finish in the background (RFC 8767);
+                # or the caller's timeout may run out first.
+                task = self._spawn(self._exchange(lead.send, flights, lead.attempts, lead.delay))
                 timeout = max(0.0, lead.wait_until - time.monotonic())
                 await asyncio.wait({task}, timeout=timeout)
             else:

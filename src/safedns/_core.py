@@ -37,12 +37,20 @@ import dns.message
 import dns.rdatatype
 
 from safedns._budget import TokenBucket
-from safedns._cache import DNSCache, Entry
+from safedns._cache import DNSCache, Entry, bounded_put
 from safedns._config import ResolverConfig
 from safedns._exceptions import NameNotFound, TemporaryFailure
 from safedns._health import HealthLog
-from safedns._planning import encode_name, plan
-from safedns._records import Answer, Negative, Positive, Result, UpstreamFailure, interpret
+from safedns._planning import absolute_name, encode_name, plan
+from safedns._records import (
+    Answer,
+    Negative,
+    Positive,
+    Result,
+    UpstreamFailure,
+    interpret,
+    rdtype_text,
+)
 from safedns._singleflight import Flight, Flights
 from safedns._stats import Counters, Stats
 from safedns._wire import WireReply
@@ -58,6 +66,7 @@ __all__ = [
     "Outcome",
     "QueryObserver",
     "Walk",
+    "call_timeout",
     "drive",
     "rdtype_text",
 ]
@@ -93,24 +102,16 @@ class Got:
 
 Outcome = Got | UpstreamFailure
 
-_RDTYPES: dict[str, str] = {}
 
-
-def rdtype_text(rdtype: str) -> str:
-    """The canonical text of a record type (``"aaaa"`` → ``"AAAA"``)."""
-    try:
-        return _RDTYPES[rdtype]
-    except (KeyError, TypeError):
-        pass
-    if not isinstance(rdtype, str):
-        raise TypeError(f"rdtype must be a str such as 'A', not {type(rdtype).__name__}")
-    try:
-        text = dns.rdatatype.to_text(dns.rdatatype.from_text(rdtype))
-    except dns.rdatatype.UnknownRdatatype:
-        raise ValueError(f"unknown record type {rdtype!r}") from None
-    if len(_RDTYPES) < 256:
-        _RDTYPES[rdtype] = text
-    return text
+def call_timeout(timeout: object) -> float:
+    """A caller's ``timeout=`` as seconds: a positive, finite real number
+    (TypeError for anything else, a bool included; ValueError when not > 0)."""
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be a number of seconds, not {type(timeout).__name__}")
+    seconds = float(timeout)
+    if not 0 < seconds < math.inf:
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    return seconds
 
 
 def family_types(family: int) -> tuple[str, ...]:
@@ -156,6 +157,9 @@ class Ask:
     questions: list[Key]
     stale_deadline: float
     deadline: float
+    #: True when the caller gave a timeout: the lookup ends at ``deadline``
+    #: even while a query it leads is still under way.
+    bounded: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,12 +167,15 @@ class Lead(Generic[F]):
     """What a shell does with the flights it leads: ``send`` them (after
     ``delay``, the wait for reserved budget tokens), either waiting for the
     answers, or, when ``background``, in the background while it waits only
-    until ``wait_until`` (real time) before serving stale data."""
+    until ``wait_until`` (real time) before serving stale data, or before
+    its own timeout runs out. ``attempts``: the rounds over the nameservers
+    (None: the config's)."""
 
     send: list[tuple[Key, F]]
     delay: float
     background: bool
     wait_until: float
+    attempts: int | None = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,7 +204,7 @@ class Core:
         self.cache = DNSCache(config, clock)
         #: Finished answers by the caller's own (name, type), each valid until
         #: its ``_refresh_at``: a hit is a dict lookup and a clock read.
-        self.memo: dict[tuple[object, str], Answer] = {}
+        self.memo: dict[tuple[object, object], Answer] = {}
         #: The same for address lookups, by (name, family).
         self.address_memo: dict[tuple[object, int], AddressMemo] = {}
         self.reset_runtime()
@@ -237,8 +244,10 @@ class Core:
         expires = now + self.config.stale_answer_ttl
         return Got(entry.result, expires, expires, True, True)
 
-    def hit(self, name: object, rdtype: str) -> Answer | None:
-        """The memoised answer for ``resolve(name, rdtype)``, if still good."""
+    def hit(self, name: object, rdtype: object) -> Answer | None:
+        """The memoised answer for ``resolve(name, rdtype)``, if still good
+        (memoised under the type's canonical text only, so that a bool,
+        equal to 1, never finds the answer for ``A``)."""
         try:
             answer = self.memo.get((name, rdtype))
         except TypeError:  # unhashable: the slow path raises the right error
@@ -280,6 +289,19 @@ class Core:
         expires = self.clock() + self.config.max_ttl
         return [Answer(text, rdtype, (text,), text, expires, self.clock, from_cache=True)]
 
+    @staticmethod
+    def call_options(
+        name: str | bytes, search: bool, timeout: object
+    ) -> tuple[str | bytes, float | None]:
+        """A call's ``name`` and ``timeout`` once its options are applied:
+        with ``search=False`` the name as an absolute name (so it is asked
+        as given, and cached apart from the searched lookup; an IP address
+        stays as it is), the timeout checked (``call_timeout``)."""
+        seconds = None if timeout is None else call_timeout(timeout)
+        if not search and not _is_address(name):
+            name = absolute_name(name)
+        return name, seconds
+
     def cached_copy(self, answer: Answer, refresh_at: float) -> Answer:
         """``answer`` as later hits see it: from the cache, valid until ``refresh_at``."""
         return Answer(
@@ -291,6 +313,7 @@ class Core:
             self.clock,
             from_cache=True,
             refresh_at=refresh_at,
+            aliases=answer.aliases,
         )
 
     def remember(self, name: object, rdtype: str, walk: Walk) -> Answer:
@@ -299,7 +322,7 @@ class Core:
         answer = walk.answers(self)[0]
         if not walk.stale:
             copy = self.cached_copy(answer, walk.valid_until)
-            _bounded_put(self.memo, (name, rdtype), copy, self.config.max_entries)
+            bounded_put(self.memo, (name, rdtype), copy, self.config.max_entries)
         return answer
 
     def remember_addresses(self, name: object, family: int, walk: Walk) -> list[Answer]:
@@ -309,7 +332,7 @@ class Core:
             memo = AddressMemo(
                 tuple(self.cached_copy(a, walk.valid_until) for a in answers), walk.valid_until
             )
-            _bounded_put(self.address_memo, (name, family), memo, self.config.max_entries)
+            bounded_put(self.address_memo, (name, family), memo, self.config.max_entries)
         return answers
 
     def special_answers(self, name: str | bytes, rdtypes: Sequence[str]) -> list[Answer] | None:
@@ -449,8 +472,16 @@ class Core:
         waits = [self.budget_wait(batch.stale[i], remaining) for i, _ in batch.led]
         send, delay = self.admit(flights, led, self.clock(), waits)
         timeout = self.config.stale_response_timeout
-        background = timeout > 0 and any(batch.stale[i] is not None for i, _ in batch.led)
-        return Lead(send, delay, background, min(mono + timeout, ask.stale_deadline))
+        if timeout > 0 and any(batch.stale[i] is not None for i, _ in batch.led):
+            wait_until = min(mono + timeout, ask.stale_deadline)
+            if ask.bounded:
+                wait_until = min(wait_until, ask.deadline)
+            return Lead(send, delay, True, wait_until)
+        # A caller's timeout that may run out before the exchange is over: the
+        # query goes on in the background (for the flight's other callers and
+        # the cache) while this caller waits only until its deadline.
+        cut = ask.bounded and ask.deadline < mono + delay + self.max_wait()
+        return Lead(send, delay, cut, ask.deadline, None)
 
     def follow_timeout(
         self, flight: Flight[Any], stale: Entry | None, ask: Ask, mono: float
@@ -459,9 +490,10 @@ class Core:
         with stale data on hand, until the client response timer, which runs
         from when the query went out; else as long as an exchange can take."""
         timeout = self.config.stale_response_timeout
+        cap = ask.deadline - mono if ask.bounded else math.inf  # the caller's timeout
         if stale is not None and timeout > 0:
-            return max(0.0, min(flight.started + timeout, ask.stale_deadline) - mono)
-        return self.max_wait()
+            return max(0.0, min(flight.started + timeout - mono, ask.stale_deadline - mono, cap))
+        return max(0.0, min(self.max_wait(), cap))
 
     def land(
         self,
@@ -530,7 +562,7 @@ class Core:
         if len(failed) >= self.config.max_negative_entries:
             for old in [k for k, until in list(failed.items()) if until <= now]:
                 failed.pop(old, None)
-        _bounded_put(
+        bounded_put(
             failed, key, now + self.config.failure_recheck, self.config.max_negative_entries
         )
 
@@ -549,7 +581,7 @@ class Core:
             failure = UpstreamFailure(f"internal error: {error!r}")
             failure.__cause__ = error
             return failure
-        return UpstreamFailure("timed out waiting for another lookup of the same name")
+        return UpstreamFailure("timed out")
 
     def max_wait(self) -> float:
         """The longest a follower waits for a leader's exchange."""
@@ -560,12 +592,18 @@ class Core:
     # -- the walk --------------------------------------------------------------
 
     def walk(
-        self, name: str | bytes, rdtypes: Sequence[str], started: float
+        self,
+        name: str | bytes,
+        rdtypes: Sequence[str],
+        started: float,
+        timeout: float | None = None,
     ) -> Generator[Ask, list[Outcome], Walk]:
         """The search-list walk of one lookup, as a generator: it yields an
         ``Ask`` per candidate, takes that candidate's outcomes, and returns
         the finished ``Walk`` (or raises ``NameNotFound`` /
-        ``TemporaryFailure``). ``started``: real time at the start.
+        ``TemporaryFailure``). ``started``: real time at the start;
+        ``timeout``: the caller's bound on the whole lookup (seconds, checked
+        by ``call_timeout``), instead of the longest its questions may take.
 
         >>> steps = core.walk("my-svc", ("A",), time.monotonic())  # doctest: +SKIP
         >>> ask = next(steps)
@@ -573,9 +611,10 @@ class Core:
         """
         walk = Walk(name, rdtypes, self.config)
         stale_deadline = started + self.config.stale_response_timeout
-        deadline = started + self.lifetime()
+        bounded = timeout is not None
+        deadline = started + (timeout if timeout is not None else self.lifetime())
         while (questions := walk.next()) is not None:
-            outcomes = yield Ask(questions, stale_deadline, deadline)
+            outcomes = yield Ask(questions, stale_deadline, deadline, bounded)
             if walk.feed(outcomes, self.clock()):
                 return walk
         raise walk.fail()
@@ -600,6 +639,7 @@ class Core:
             from_cache=got.from_cache,
             stale=got.stale,
             refresh_at=None if refresh_at is None else min(refresh_at, got.expires),
+            aliases=result.aliases,
         )
 
     def stats(self) -> Stats:
@@ -621,20 +661,30 @@ class Core:
     # -- lookups, as the shells run them ---------------------------------------
 
     def lookup(
-        self, name: str | bytes, rdtype: str, started: float
+        self, name: str | bytes, rdtype: str | int, started: float, timeout: float | None = None
     ) -> Generator[Ask, list[Outcome], Answer]:
-        """``resolve(name, rdtype)`` once the memo missed: RFC 6761 names
-        answered here, else the walk (see ``walk``; ``started``: real time)."""
-        self.counters.lookups.inc()
+        """``resolve(name, rdtype)`` once the memo missed for ``rdtype`` as
+        given: the memo under the type's canonical text, RFC 6761 names
+        answered here, else the walk (see ``walk``; ``started``: real time,
+        ``timeout``: the caller's, checked by ``call_options``)."""
         text = rdtype_text(rdtype)
+        if text != rdtype and (answer := self.hit(name, text)) is not None:
+            return answer  # asked as "mx" or 15: memoised as "MX"
+        self.counters.lookups.inc()
         special = self.special_answers(name, (text,))
         if special is not None:
             return special[0]
-        walk = yield from self.walk(name, (text,), started)
-        return self.remember(name, rdtype, walk)
+        walk = yield from self.walk(name, (text,), started, timeout)
+        return self.remember(name, text, walk)
 
     def lookup_addresses(
-        self, name: str | bytes, family: int, started: float, *, local: bool = True
+        self,
+        name: str | bytes,
+        family: int,
+        started: float,
+        timeout: float | None = None,
+        *,
+        local: bool = True,
     ) -> Generator[Ask, list[Outcome], list[Answer]]:
         """An address lookup once the memo missed: an IP address answers
         itself, RFC 6761 names are answered here (unless ``local`` is False,
@@ -648,7 +698,7 @@ class Core:
             special = self.special_answers(name, rdtypes)
             if special is not None:
                 return special
-        walk = yield from self.walk(name, rdtypes, started)
+        walk = yield from self.walk(name, rdtypes, started, timeout)
         return self.remember_addresses(name, family, walk)
 
 
@@ -666,17 +716,16 @@ def drive(steps: Generator[Any, Any, T], perform: Callable[[Any], Any]) -> T:
         reply = perform(command)
 
 
-def _bounded_put(table: dict[Any, Any], key: object, value: object, limit: int) -> None:
-    """``table[key] = value`` as the newest entry; when the table is full the
-    oldest entry goes, one at a time (never all at once, so names do not all
-    miss together). Safe against other threads writing the same table."""
-    table.pop(key, None)
-    while len(table) >= limit:
-        try:
-            table.pop(next(iter(table)), None)
-        except (RuntimeError, StopIteration):  # changed under us: look again
-            continue
-    table[key] = value
+def _is_address(name: object) -> bool:
+    if isinstance(name, bytes):
+        name = name.decode("ascii", "replace")
+    if not isinstance(name, str):
+        return False
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
 
 
 class Walk:
@@ -690,6 +739,7 @@ class Walk:
     """
 
     __slots__ = (
+        "_alias",
         "_candidates",
         "_display",
         "_index",
@@ -708,6 +758,7 @@ class Walk:
         self._recheck = config.failure_recheck
         self._index = 0
         self._nxdomain = True
+        self._alias: str | None = None
         self._display = name.decode("ascii", "replace") if isinstance(name, bytes) else str(name)
         self.candidate = ""
         self.outcomes: list[Outcome] = []
@@ -750,11 +801,21 @@ class Walk:
             isinstance(o, Got) and isinstance(o.result, Negative) and o.result.nxdomain
             for o in outcomes
         )
+        for outcome in outcomes:
+            if self._alias is None and isinstance(outcome, Got):
+                end = outcome.result.canonical_name
+                if end.lower() != self.candidate.lower():
+                    self._alias = end
         return False
 
     def fail(self) -> NameNotFound:
         """The error for a walk in which no candidate had data."""
-        return NameNotFound(self._display, "/".join(self._rdtypes), nxdomain=self._nxdomain)
+        return NameNotFound(
+            self._display,
+            "/".join(self._rdtypes),
+            nxdomain=self._nxdomain,
+            canonical_name=self._alias,
+        )
 
     def answers(self, core: Core) -> list[Answer]:
         """The answers of the candidate that had data, one per type with data."""

@@ -286,15 +286,18 @@ def _meaning(
     current = qname.lower()
     seen = {current}
     chain_ttls: list[float] = []
+    aliases: list[str] = []
     for _ in range(MAX_CNAME_HOPS + 1):
         found = answer.get((current, qtype))
         if found is not None:
             canonical = current if chain_ttls else qname
-            return Positive(tuple(found[1]), canonical, min([float(found[0]), *chain_ttls]))
+            ttl = min([float(found[0]), *chain_ttls])
+            return Positive(tuple(found[1]), canonical, ttl, tuple(aliases))
         cname = answer.get((current, _CNAME))
         if cname is None:
             break
         chain_ttls.append(float(cname[0]))
+        aliases.append(current)
         current = cname[1][0]
         if current in seen:
             return None
