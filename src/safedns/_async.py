@@ -109,12 +109,9 @@ class AsyncResolver:
     ) -> Answer:
         """Resolve ``name`` for one type; see ``Resolver.resolve`` (``search``,
         ``timeout`` and the record types are the same)."""
-        if not search or timeout is not None:
-            name, timeout = self._core.call_options(name, search, timeout)
-        answer = self._core.hit(name, rdtype)
-        if answer is not None:
+        if search and timeout is None and (answer := self._core.hit(name, rdtype)) is not None:
             return answer
-        return await self._run(self._core.lookup(name, rdtype, time.monotonic(), timeout))
+        return await self._run(self._core.lookup(name, rdtype, search, timeout, time.monotonic()))
 
     async def resolve_address(self, address: object, *, timeout: float | None = None) -> Answer:
         """The reverse (PTR) lookup of an address; see ``Resolver.resolve_address``."""
@@ -130,13 +127,12 @@ class AsyncResolver:
     ) -> list[str]:
         """A and AAAA asked together (``AF_UNSPEC``), or one family. IPv4 first.
         ``search`` and ``timeout`` as for ``resolve``."""
-        if not search or timeout is not None:
-            name, timeout = self._core.call_options(name, search, timeout)
-        memo = self._core.address_hit(name, family)
-        if memo is not None:
+        if search and timeout is None and (memo := self._core.address_hit(name, family)):
             return memo.addresses
-        steps = self._core.lookup_addresses(name, family, time.monotonic(), timeout)
-        return [a for answer in await self._run(steps) for a in answer.addresses]
+        answers = await self._run(
+            self._core.lookup_addresses(name, family, search, timeout, time.monotonic())
+        )
+        return [a for answer in answers for a in answer.addresses]
 
     async def lookup_addresses(
         self,
@@ -147,14 +143,12 @@ class AsyncResolver:
         timeout: float | None = None,
     ) -> list[Answer]:
         """See ``Resolver.lookup_addresses`` (DNS only: no RFC 6761 names)."""
-        if not search or timeout is not None:
-            name, timeout = self._core.call_options(name, search, timeout)
-        memo = self._core.address_hit(name, family)
-        if memo is not None:
+        if search and timeout is None and (memo := self._core.address_hit(name, family)):
             return list(memo.answers)
-        return await self._run(
-            self._core.lookup_addresses(name, family, time.monotonic(), timeout, local=False)
+        steps = self._core.lookup_addresses(
+            name, family, search, timeout, time.monotonic(), local=False
         )
+        return await self._run(steps)
 
     def stats(self) -> Stats:
         return self._core.stats()

@@ -14,11 +14,11 @@ its I/O steps:
   budget, stale and single-flight policy of the flights a shell leads or
   follows, so that the shells only wait, send and receive.
 
-``Walk`` is the search-list walk over planned candidate names: the shell asks
-for the next candidate's questions, feeds back their outcomes, and is told to
-go on, stop with an answer, or raise. ``Core.walk`` drives it as a generator
-that yields each ``Ask`` and takes its outcomes, so both shells run the one
-walk.
+``Walk`` (``_walk.py``) is the search-list walk over planned candidate
+names. ``Core.walk`` drives it as a generator that yields each ``Ask`` and
+takes its outcomes; ``Core.lookup`` and ``Core.lookup_addresses`` wrap it
+into whole lookups (the caller's options, the memo, RFC 6761 names), so both
+shells run the one lookup and only answer its asks.
 
 Nothing here touches a socket, a thread or an event loop; the clock is
 injected.
@@ -39,20 +39,19 @@ import dns.rdatatype
 from safedns._budget import TokenBucket
 from safedns._cache import DNSCache, Entry, bounded_put
 from safedns._config import ResolverConfig
-from safedns._exceptions import NameNotFound, TemporaryFailure
+from safedns._exceptions import NameNotFound
 from safedns._health import HealthLog
-from safedns._planning import absolute_name, encode_name, plan
+from safedns._planning import absolute_name, encode_name
 from safedns._records import (
     Answer,
-    Negative,
     Positive,
-    Result,
     UpstreamFailure,
     interpret,
     rdtype_text,
 )
 from safedns._singleflight import Flight, Flights
 from safedns._stats import Counters, Stats
+from safedns._walk import Got, Key, Outcome, Walk
 from safedns._wire import WireReply
 
 __all__ = [
@@ -71,7 +70,6 @@ __all__ = [
     "rdtype_text",
 ]
 
-Key = tuple[str, str]
 F = TypeVar("F", bound=Flight[Any])
 T = TypeVar("T")
 #: Called for every query sent: (server "host:port", qname, rdtype, "udp"|"tcp").
@@ -87,20 +85,6 @@ BUDGET_SPENT = "query budget exhausted"
 
 #: The addresses of ``localhost`` and the names under it (RFC 6761 §6.3).
 LOOPBACK = {"A": "127.0.0.1", "AAAA": "::1"}
-
-
-@dataclass(frozen=True, slots=True)
-class Got:
-    """The outcome of one question: a result, and how it was obtained."""
-
-    result: Result
-    expires: float
-    refresh_at: float
-    from_cache: bool
-    stale: bool
-
-
-Outcome = Got | UpstreamFailure
 
 
 def call_timeout(timeout: object) -> float:
@@ -661,12 +645,22 @@ class Core:
     # -- lookups, as the shells run them ---------------------------------------
 
     def lookup(
-        self, name: str | bytes, rdtype: str | int, started: float, timeout: float | None = None
+        self,
+        name: str | bytes,
+        rdtype: str | int,
+        search: bool,
+        timeout: object,
+        started: float,
     ) -> Generator[Ask, list[Outcome], Answer]:
-        """``resolve(name, rdtype)`` once the memo missed for ``rdtype`` as
-        given: the memo under the type's canonical text, RFC 6761 names
-        answered here, else the walk (see ``walk``; ``started``: real time,
-        ``timeout``: the caller's, checked by ``call_options``)."""
+        """``resolve(name, rdtype, search=, timeout=)`` past the shell's fast
+        path (a memo hit for a call without options): the caller's options
+        (``call_options``), the memo (under the type as given, then under
+        its canonical text), RFC 6761 names, else the walk (see ``walk``;
+        ``started``: real time)."""
+        if not search or timeout is not None:
+            name, timeout = self.call_options(name, search, timeout)
+            if (answer := self.hit(name, rdtype)) is not None:
+                return answer
         text = rdtype_text(rdtype)
         if text != rdtype and (answer := self.hit(name, text)) is not None:
             return answer  # asked as "mx" or 15: memoised as "MX"
@@ -674,21 +668,27 @@ class Core:
         special = self.special_answers(name, (text,))
         if special is not None:
             return special[0]
-        walk = yield from self.walk(name, (text,), started, timeout)
+        walk = yield from self.walk(name, (text,), started, _seconds(timeout))
         return self.remember(name, text, walk)
 
     def lookup_addresses(
         self,
         name: str | bytes,
         family: int,
+        search: bool,
+        timeout: object,
         started: float,
-        timeout: float | None = None,
         *,
         local: bool = True,
     ) -> Generator[Ask, list[Outcome], list[Answer]]:
-        """An address lookup once the memo missed: an IP address answers
-        itself, RFC 6761 names are answered here (unless ``local`` is False,
-        as for the drop-in, which leaves them to the hosts file), else the walk."""
+        """An address lookup past the shell's fast path: the caller's options
+        and the memo as for ``lookup``; an IP address answers itself, RFC
+        6761 names are answered here (unless ``local`` is False, as for the
+        drop-in, which leaves them to the hosts file), else the walk."""
+        if not search or timeout is not None:
+            name, timeout = self.call_options(name, search, timeout)
+            if (memo := self.address_hit(name, family)) is not None:
+                return list(memo.answers)
         rdtypes = family_types(family)
         self.counters.lookups.inc()
         literal = self.literal_answers(name, family)
@@ -698,8 +698,13 @@ class Core:
             special = self.special_answers(name, rdtypes)
             if special is not None:
                 return special
-        walk = yield from self.walk(name, rdtypes, started, timeout)
+        walk = yield from self.walk(name, rdtypes, started, _seconds(timeout))
         return self.remember_addresses(name, family, walk)
+
+
+def _seconds(timeout: object) -> float | None:
+    assert timeout is None or isinstance(timeout, float)  # checked by call_options
+    return timeout
 
 
 def drive(steps: Generator[Any, Any, T], perform: Callable[[Any], Any]) -> T:
@@ -726,101 +731,3 @@ def _is_address(name: object) -> bool:
     except ValueError:
         return False
     return True
-
-
-class Walk:
-    """The search-list walk for one lookup, as a little state machine.
-
-    >>> walk = Walk("my-svc", ("A",), config)          # doctest: +SKIP
-    >>> while (questions := walk.next()) is not None:   # doctest: +SKIP
-    ...     if walk.feed(ask(questions), clock()):
-    ...         return walk.candidate, walk.outcomes
-    >>> walk.fail()                                      # raises NameNotFound
-    """
-
-    __slots__ = (
-        "_alias",
-        "_candidates",
-        "_display",
-        "_index",
-        "_nxdomain",
-        "_rdtypes",
-        "_recheck",
-        "candidate",
-        "outcomes",
-        "stale",
-        "valid_until",
-    )
-
-    def __init__(self, name: str | bytes, rdtypes: Sequence[str], config: ResolverConfig) -> None:
-        self._candidates = plan(name, config)
-        self._rdtypes = tuple(rdtypes)
-        self._recheck = config.failure_recheck
-        self._index = 0
-        self._nxdomain = True
-        self._alias: str | None = None
-        self._display = name.decode("ascii", "replace") if isinstance(name, bytes) else str(name)
-        self.candidate = ""
-        self.outcomes: list[Outcome] = []
-        #: Until when the walk would run the same way: the earliest refresh
-        #: point of every cached answer it used, negative ones included.
-        self.valid_until = math.inf
-        #: True when any answer the walk used was stale.
-        self.stale = False
-
-    def next(self) -> list[Key] | None:
-        """The next candidate's questions, or None when every candidate is done."""
-        if self._index >= len(self._candidates):
-            return None
-        self.candidate = self._candidates[self._index]
-        self._index += 1
-        return [(self.candidate, rdtype) for rdtype in self._rdtypes]
-
-    def feed(self, outcomes: list[Outcome], now: float) -> bool:
-        """True when the current candidate has data (the walk is over). Raises
-        ``TemporaryFailure`` when upstream failed before any candidate had.
-
-        A candidate that answered some questions and failed others (A
-        answered, AAAA timed out) ends the walk with what it has, but the
-        walk is valid only until ``now + failure_recheck``: the failed
-        question is asked again then, not when the answered one expires."""
-        self.outcomes = outcomes
-        for outcome in outcomes:
-            if isinstance(outcome, Got):
-                self.valid_until = min(self.valid_until, outcome.refresh_at)
-                self.stale = self.stale or outcome.stale
-        if any(isinstance(o, Got) and isinstance(o.result, Positive) for o in outcomes):
-            if any(isinstance(o, UpstreamFailure) for o in outcomes):
-                self.valid_until = min(self.valid_until, now + self._recheck)
-            return True
-        for outcome in outcomes:
-            if isinstance(outcome, UpstreamFailure):
-                rdtypes = "/".join(self._rdtypes)
-                raise TemporaryFailure(self._display, rdtypes, outcome.reason) from outcome
-        self._nxdomain = self._nxdomain and all(
-            isinstance(o, Got) and isinstance(o.result, Negative) and o.result.nxdomain
-            for o in outcomes
-        )
-        for outcome in outcomes:
-            if self._alias is None and isinstance(outcome, Got):
-                end = outcome.result.canonical_name
-                if end.lower() != self.candidate.lower():
-                    self._alias = end
-        return False
-
-    def fail(self) -> NameNotFound:
-        """The error for a walk in which no candidate had data."""
-        return NameNotFound(
-            self._display,
-            "/".join(self._rdtypes),
-            nxdomain=self._nxdomain,
-            canonical_name=self._alias,
-        )
-
-    def answers(self, core: Core) -> list[Answer]:
-        """The answers of the candidate that had data, one per type with data."""
-        return [
-            core.answer(self.candidate, rdtype, got, self.valid_until)
-            for rdtype, got in zip(self._rdtypes, self.outcomes, strict=True)
-            if isinstance(got, Got) and isinstance(got.result, Positive)
-        ]

@@ -88,12 +88,10 @@ class Resolver:
 
         Raises ``NameNotFound``, ``TemporaryFailure`` or ``InvalidName``.
         """
-        if not search or timeout is not None:
-            name, timeout = self._core.call_options(name, search, timeout)
-        answer = self._core.hit(name, rdtype)
-        if answer is not None:
+        if search and timeout is None and (answer := self._core.hit(name, rdtype)) is not None:
             return answer
-        return drive(self._core.lookup(name, rdtype, time.monotonic(), timeout), self._ask)
+        steps = self._core.lookup(name, rdtype, search, timeout, time.monotonic())
+        return drive(steps, self._ask)
 
     def resolve_address(self, address: object, *, timeout: float | None = None) -> Answer:
         """The reverse (PTR) lookup of an IPv4 or IPv6 address: the answer for
@@ -114,12 +112,9 @@ class Resolver:
         """The addresses of ``name``: A and AAAA asked together (``AF_UNSPEC``),
         or one family. IPv4 first. ``search`` and ``timeout`` as for
         ``resolve`` (an IP address given as the name answers itself)."""
-        if not search or timeout is not None:
-            name, timeout = self._core.call_options(name, search, timeout)
-        memo = self._core.address_hit(name, family)
-        if memo is not None:
+        if search and timeout is None and (memo := self._core.address_hit(name, family)):
             return memo.addresses
-        steps = self._core.lookup_addresses(name, family, time.monotonic(), timeout)
+        steps = self._core.lookup_addresses(name, family, search, timeout, time.monotonic())
         return [a for answer in drive(steps, self._ask) for a in answer.addresses]
 
     def lookup_addresses(
@@ -136,13 +131,13 @@ class Resolver:
         This is DNS only, as glibc's DNS backend sees it (the drop-in
         ``getaddrinfo`` uses it, and leaves ``localhost`` to the hosts file as
         glibc does): RFC 6761 names are not answered locally here."""
-        if not search or timeout is not None:
-            name, timeout = self._core.call_options(name, search, timeout)
-        memo = self._core.address_hit(name, family)
-        if memo is not None:
+        if search and timeout is None and (memo := self._core.address_hit(name, family)):
             return list(memo.answers)
-        steps = self._core.lookup_addresses(name, family, time.monotonic(), timeout, local=False)
-        return drive(steps, self._ask)
+        started = time.monotonic()
+        return drive(
+            self._core.lookup_addresses(name, family, search, timeout, started, local=False),
+            self._ask,
+        )
 
     def stats(self) -> Stats:
         return self._core.stats()
