@@ -266,11 +266,16 @@ def _getaddrinfo_case(resolver: Resolver) -> Case:
     ``patched``, the function it installs, ``AddrInfo(resolver).getaddrinfo``."""
     patched = getattr(safedns, "patched", None)
     if patched is not None:
+        # patch() holds its AddrInfo (and its cache of finished results) weakly: keep
+        # the first one alive, so each batch finds the cache a long-running patched
+        # process has, instead of a cold one (a miss per batch).
+        kept: list[object] = []
 
         @contextlib.contextmanager
         def checked() -> Iterator[None]:
             before = original_getaddrinfo()
-            with patched(resolver):
+            with patched(resolver) as addrinfo:
+                kept[:] = [addrinfo]
                 # Never let an unpatched call reach the host's resolver.
                 if not getaddrinfo_replaced(before):
                     raise RuntimeError("safedns.patched(resolver) did not replace getaddrinfo")
