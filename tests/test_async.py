@@ -9,6 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from safedns import AsyncResolver, NameNotFound, Resolver, ResolverConfig, TemporaryFailure
+from safedns._planning import plan
 from safedns.testing import DNSServer
 from tests.conftest import FakeClock, QueryGate, k8s_config
 
@@ -227,6 +228,61 @@ def test_cancelling_one_caller_leaves_the_others_their_answer(server: DNSServer)
             assert (await fourth).addresses == ["192.0.2.11"]
             assert _other_tasks() == []
         assert server.queries == [("api.example.com.", "A"), ("dual.example.com.", "A")]
+
+    asyncio.run(main())
+
+
+def test_a_burst_of_callers_shares_one_lookup(server: DNSServer) -> None:
+    """A thousand tasks on one cold name: one walk, one query per type, the
+    same answer (or the same error) for all of them."""
+
+    async def main() -> None:
+        async with AsyncResolver(k8s_config(server)) as resolver:
+            results = await asyncio.gather(
+                *(resolver.resolve_addresses("dual.example.com") for _ in range(1000))
+            )
+            assert all(r == ["192.0.2.11", "2001:db8::11"] for r in results)
+            stats = resolver.stats()
+            assert (stats.lookups, stats.coalesced, stats.upstream_queries) == (1000, 999, 2)
+            errors = await asyncio.gather(
+                *(resolver.resolve("gone.example.com") for _ in range(100)),
+                return_exceptions=True,
+            )
+            assert all(isinstance(e, NameNotFound) for e in errors)
+            assert resolver.stats().coalesced == 999 + 99
+
+    asyncio.run(main())
+    assert server.queries == [
+        ("dual.example.com.", "A"),
+        ("dual.example.com.", "AAAA"),
+        *((candidate, "A") for candidate in _candidates("gone.example.com")),
+    ]
+
+
+def _candidates(name: str) -> list[str]:
+    return plan(name, k8s_config("127.0.0.1"))
+
+
+def test_the_walk_stops_when_its_last_caller_is_gone(server: DNSServer) -> None:
+    """The walk of a lookup nobody waits for any more goes no further: the
+    query already sent lands in the cache, the next candidate is not asked."""
+    server.delay = 0.3
+
+    async def main() -> None:
+        async with AsyncResolver(k8s_config(server, timeout=5)) as resolver:
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(resolver.resolve("other-svc"), 0.1)
+            deadline = time.monotonic() + 30
+            while _other_tasks() and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)  # the exchange task lands the first query
+            assert _other_tasks() == []
+            assert server.queries == [("other-svc.ns1.svc.cluster.local.", "A")]
+            # The next caller starts afresh, with the first answer cached.
+            server.delay = 0
+            with pytest.raises(NameNotFound):
+                await resolver.resolve("other-svc")
+            assert server.queries[0] == ("other-svc.ns1.svc.cluster.local.", "A")
+            assert ("other-svc.ns1.svc.cluster.local.", "A") not in server.queries[1:]
 
     asyncio.run(main())
 

@@ -16,7 +16,7 @@ import socket
 import time
 import weakref
 from collections.abc import Callable, Coroutine, Generator
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from safedns._cache import Entry
 from safedns._config import ResolverConfig
@@ -81,7 +81,11 @@ class AsyncResolver:
         self._flights: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Flights] = (
             weakref.WeakKeyDictionary()
         )
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        #: Lookups without options under way, per loop, by kind and arguments.
+        self._lookups: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[tuple[object, ...], _Lookup]
+        ] = weakref.WeakKeyDictionary()
 
     def _after_fork(self) -> None:
         """In a forked child: fresh locks, no flight, task or socket of the
@@ -109,8 +113,10 @@ class AsyncResolver:
     ) -> Answer:
         """Resolve ``name`` for one type; see ``Resolver.resolve`` (``search``,
         ``timeout`` and the record types are the same)."""
-        if search and timeout is None and (answer := self._core.hit(name, rdtype)) is not None:
-            return answer
+        if search and timeout is None:
+            if (answer := self._core.hit(name, rdtype)) is not None:
+                return answer
+            return await self._shared(("resolve", name, rdtype), self._core.lookup, rdtype)
         return await self._run(self._core.lookup(name, rdtype, search, timeout, time.monotonic()))
 
     async def resolve_address(self, address: object, *, timeout: float | None = None) -> Answer:
@@ -127,11 +133,14 @@ class AsyncResolver:
     ) -> list[str]:
         """A and AAAA asked together (``AF_UNSPEC``), or one family. IPv4 first.
         ``search`` and ``timeout`` as for ``resolve``."""
-        if search and timeout is None and (memo := self._core.address_hit(name, family)):
-            return memo.addresses
-        answers = await self._run(
-            self._core.lookup_addresses(name, family, search, timeout, time.monotonic())
-        )
+        if search and timeout is None:
+            if memo := self._core.address_hit(name, family):
+                return memo.addresses
+            key = ("addresses", name, family)
+            answers = await self._shared(key, self._core.lookup_addresses, family)
+        else:
+            steps = self._core.lookup_addresses(name, family, search, timeout, time.monotonic())
+            answers = await self._run(steps)
         return [a for answer in answers for a in answer.addresses]
 
     async def lookup_addresses(
@@ -143,8 +152,11 @@ class AsyncResolver:
         timeout: float | None = None,
     ) -> list[Answer]:
         """See ``Resolver.lookup_addresses`` (DNS only: no RFC 6761 names)."""
-        if search and timeout is None and (memo := self._core.address_hit(name, family)):
-            return list(memo.answers)
+        if search and timeout is None:
+            if memo := self._core.address_hit(name, family):
+                return list(memo.answers)
+            key = ("dns-addresses", name, family)
+            return list(await self._shared(key, self._core.lookup_addresses, family, local=False))
         steps = self._core.lookup_addresses(
             name, family, search, timeout, time.monotonic(), local=False
         )
@@ -180,6 +192,48 @@ class AsyncResolver:
         return f"<AsyncResolver nameservers={list(self.config.nameservers)}>"
 
     # -- I/O -------------------------------------------------------------------
+
+    async def _shared(
+        self,
+        key: tuple[object, ...],
+        lookup: Callable[..., Generator[Ask, list[Outcome], T]],
+        what: object,
+        *,
+        local: bool = True,
+    ) -> T:
+        """A lookup without options (``key``: its kind and arguments), shared
+        by every caller that asks it while it runs: the first caller starts
+        it as a task of the resolver's, the others (counted in ``coalesced``)
+        wait for that task, so a burst of callers costs one lookup, not one
+        walk each. Each caller waits through ``asyncio.shield``: cancelling
+        one cancels only its wait; when the last one is gone the lookup
+        stops (a query already sent still lands in the cache)."""
+        loop = asyncio.get_running_loop()
+        lookups = self._lookups.get(loop)
+        if lookups is None:
+            lookups = self._lookups[loop] = {}
+        name = key[1]
+        try:
+            shared = lookups.get(key)
+        except TypeError:  # an unhashable name: the lookup raises the right error
+            return await self._run(lookup(name, what, True, None, time.monotonic()))
+        if shared is None:
+            options = {} if local else {"local": False}
+            steps = lookup(name, what, True, None, time.monotonic(), **options)
+            shared = lookups[key] = _Lookup(self._spawn(self._run(steps)))
+            shared.task.add_done_callback(lambda _: _forget(lookups, key, shared))
+        else:
+            counters = self._core.counters
+            counters.lookups.inc()
+            counters.coalesced.inc()
+        shared.waiters += 1
+        try:
+            return await asyncio.shield(shared.task)
+        finally:
+            shared.waiters -= 1
+            if not shared.waiters and not shared.task.done():
+                _forget(lookups, key, shared)  # later callers start afresh
+                shared.task.cancel()
 
     async def _run(self, steps: Generator[Ask, list[Outcome], T]) -> T:
         """Run one of the core's lookups: it decides, this shell answers its asks."""
@@ -258,8 +312,25 @@ class AsyncResolver:
         if flight is not None:
             self._spawn(self._exchange([(key, flight)], flights, attempts=1))
 
-    def _spawn(self, coro: Coroutine[object, object, None]) -> asyncio.Task[None]:
+    def _spawn(self, coro: Coroutine[object, object, T]) -> asyncio.Task[T]:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+
+class _Lookup:
+    """A lookup under way in a task of the resolver's, and how many callers wait for it."""
+
+    __slots__ = ("task", "waiters")
+
+    def __init__(self, task: asyncio.Task[Any]) -> None:
+        self.task = task
+        self.waiters = 0
+
+
+def _forget(
+    lookups: dict[tuple[object, ...], _Lookup], key: tuple[object, ...], shared: _Lookup
+) -> None:
+    if lookups.get(key) is shared:
+        del lookups[key]

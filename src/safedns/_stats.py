@@ -26,7 +26,9 @@ class Stats:
     - ``upstream_queries``: questions sent to a nameserver (each try counts);
       ``upstream_errors``: questions that upstream failed (timeout, SERVFAIL,
       REFUSED, network error).
-    - ``coalesced``: questions that waited for another caller's query.
+    - ``coalesced``: questions that waited for another caller's query (in
+      ``AsyncResolver``, a lookup that waited for another caller's identical
+      lookup counts once).
     - ``stale_served``: answers served stale (RFC 8767).
     - ``prefetches``: background refreshes started (refresh-ahead).
     - ``budget_waits``: questions that waited for a budget token (and then
