@@ -41,6 +41,7 @@ from safedns._cache import DNSCache, Entry
 from safedns._config import ResolverConfig
 from safedns._exceptions import NameNotFound, TemporaryFailure
 from safedns._health import HealthLog
+from safedns._metrics import UpstreamMetrics
 from safedns._planning import encode_name, plan
 from safedns._records import Answer, Negative, Positive, Result, UpstreamFailure, interpret
 from safedns._singleflight import Flight, Flights
@@ -189,6 +190,9 @@ class Core:
         self.clock = clock
         self.counters = Counters()
         self.cache = DNSCache(config, clock)
+        #: Upstream queries by type and result, latency, per-server health:
+        #: fed by the upstream of each shell on this core, never by a hit.
+        self.upstream_metrics = UpstreamMetrics(clock)
         #: Finished answers by the caller's own (name, type), each valid until
         #: its ``_refresh_at``: a hit is a dict lookup and a clock read.
         self.memo: dict[tuple[object, str], Answer] = {}
@@ -202,6 +206,7 @@ class Core:
         #: Rate-limited warnings when stale answers or budget denials begin.
         self.health = HealthLog(clock=self.clock, name=",".join(self.config.nameservers))
         self.cache.after_fork()
+        self.upstream_metrics.after_fork()
         self.budget = TokenBucket(
             self.config.upstream_qps, self.config.upstream_burst, self.clock()
         )
@@ -448,6 +453,9 @@ class Core:
         send, delay = self.admit(flights, led, self.clock(), waits)
         timeout = self.config.stale_response_timeout
         background = timeout > 0 and any(batch.stale[i] is not None for i, _ in batch.led)
+        if background and send:
+            for _ in send:
+                self.counters.refreshes.inc()
         return Lead(send, delay, background, min(mono + timeout, ask.stale_deadline))
 
     def follow_timeout(
@@ -498,6 +506,7 @@ class Core:
         if not leader:
             return None
         self.counters.prefetches.inc()
+        self.counters.refreshes.inc()
         return flight
 
     def record(
@@ -599,7 +608,18 @@ class Core:
 
     def stats(self) -> Stats:
         positive, negative = self.cache.sizes()
-        return self.counters.snapshot(positive, negative)
+        evicted, negative_evicted = self.cache.evictions()
+        upstream = self.upstream_metrics.snapshot()
+        return self.counters.snapshot(
+            entries=positive,
+            negative_entries=negative,
+            evictions=evicted,
+            negative_evictions=negative_evicted,
+            upstream_queries_by_type=upstream.queries_by_type,
+            upstream_queries_by_result=upstream.queries_by_result,
+            upstream_latency_seconds=upstream.latency,
+            server_health=upstream.servers,
+        )
 
 
 def _bounded_put(table: dict[Any, Any], key: object, value: object, limit: int) -> None:

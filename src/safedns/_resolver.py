@@ -58,7 +58,9 @@ class Resolver:
     def _init_runtime(self) -> None:
         """Flights, sockets, threads: what a forked child must not inherit."""
         self._flights: Flights[Key, ThreadFlight[Entry]] = Flights(ThreadFlight)
-        self._upstream = Upstream(self.config, self._clock, on_query=self._observe)
+        self._upstream = Upstream(
+            self.config, self._clock, on_query=self._observe, metrics=self._core.upstream_metrics
+        )
         self._executor: ThreadPoolExecutor | None = None
         self._executor_lock = threading.Lock()
         self._closed = False

@@ -13,6 +13,11 @@ garbage included, is ignored.
 
 A nameserver that times out is skipped for ``server_backoff`` seconds while
 others answer (it is still tried when every server is backed off).
+
+What happens is tallied in an ``UpstreamMetrics`` (``_metrics.py``): the
+``Exchange`` records each query's result and latency (once per reply, from
+the send time it notes in ``start_try``), the nameserver list the queries
+sent and the backoffs. The shells only say which server a try goes to.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import dns.message
 import dns.rcode
 
 from safedns._config import ResolverConfig
+from safedns._metrics import MALFORMED, NETWORK_ERROR, TIMEOUT, TRUNCATED, UpstreamMetrics
 from safedns._records import UpstreamFailure
 
 __all__ = ["AsyncUpstream", "Exchange", "QueryObserver", "Upstream"]
@@ -51,9 +57,19 @@ def server_text(server: Server) -> str:
 
 
 class Exchange:
-    """One batch of questions on its way through the nameservers (sans-I/O)."""
+    """One batch of questions on its way through the nameservers (sans-I/O).
 
-    def __init__(self, questions: Sequence[tuple[str, str]]) -> None:
+    With ``metrics``, every query sent in a try gets exactly one result
+    there: its reply's RCODE (with the latency since the try began), or
+    truncated, or a failure; what is still open when the next try starts (or
+    at ``outcome``) timed out. ``clock`` times the replies (real time)."""
+
+    def __init__(
+        self,
+        questions: Sequence[tuple[str, str]],
+        metrics: UpstreamMetrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.questions = list(questions)
         self.queries = [
             dns.message.make_query(qname, rdtype, use_edns=0, payload=_EDNS_PAYLOAD)
@@ -61,12 +77,22 @@ class Exchange:
         ]
         self.results: list[Response | None] = [None] * len(self.queries)
         self.errors = ["timed out"] * len(self.queries)
+        self._metrics = metrics
+        self._clock = clock
+        self._server = ""
+        #: The queries of this try still waiting for a result: index -> sent at.
+        self._open: dict[int, float] = {}
 
     def pending(self) -> list[int]:
         return [i for i, r in enumerate(self.results) if r is None]
 
-    def start_try(self, pending: list[int]) -> dict[int, int]:
-        """Give each pending query a fresh random ID; returns {id: index}."""
+    def start_try(self, pending: list[int], server: Server | None = None) -> dict[int, int]:
+        """Give each pending query a fresh random ID; returns {id: index}.
+        ``server``: where this try sends them (for the metrics)."""
+        self._close_try()
+        if self._metrics is not None and server is not None:
+            self._server = server_text(server)
+            self._open = dict.fromkeys(pending, self._clock())
         waiting: dict[int, int] = {}
         for i in pending:
             qid = int.from_bytes(os.urandom(2), "big")
@@ -100,12 +126,16 @@ class Exchange:
             return None
         i, response = matched
         if is_truncated(response):
+            self._answered(i, TRUNCATED)
+            self._reopen(i)  # the TCP query to come
             return i, True
         self.accept(i, response)
         return i, False
 
     def tcp_frame(self, i: int) -> bytes:
-        """Question ``i`` as a TCP message: two length octets, then the wire."""
+        """Question ``i`` as a TCP message: two length octets, then the wire
+        (asked for when the TCP query goes out)."""
+        self._reopen(i)
         wire = self.queries[i].to_wire()
         return struct.pack("!H", len(wire)) + wire
 
@@ -122,30 +152,59 @@ class Exchange:
         try:
             response = dns.message.from_wire(data)
         except Exception as exc:  # garbage on the wire, whatever it is
-            self.fail([i], f"tcp error: malformed reply: {exc}")
+            self.fail([i], f"tcp error: malformed reply: {exc}", MALFORMED)
             return
         if not self.queries[i].is_response(response):
-            self.fail([i], "tcp error: mismatched reply")
+            self.fail([i], "tcp error: mismatched reply", MALFORMED)
             return
         self.accept(i, response)
 
     def accept(self, i: int, response: dns.message.Message) -> None:
+        self._answered(i, dns.rcode.to_text(response.rcode()))
         if response.rcode() in _ANSWERS:
             self.results[i] = response
         else:
             # SERVFAIL, REFUSED, NOTIMP, FORMERR: try the next server, as glibc does.
             self.errors[i] = dns.rcode.to_text(response.rcode())
 
-    def fail(self, indices: Sequence[int], reason: str) -> None:
+    def fail(self, indices: Sequence[int], reason: str, result: str | None = None) -> None:
+        """The queries ``indices`` failed for ``reason``; ``result`` (for the
+        metrics) defaults to a timeout or a network error, as ``reason`` says."""
+        if result is None:
+            result = TIMEOUT if reason.startswith("timed out") else NETWORK_ERROR
         for i in indices:
             if self.results[i] is None:
                 self.errors[i] = reason
+            self._failed(i, result)
 
     def outcome(self) -> list[Response]:
+        self._close_try()
         return [
             r if r is not None else UpstreamFailure(self.errors[i])
             for i, r in enumerate(self.results)
         ]
+
+    # -- metrics: one result per query sent ---------------------------------
+
+    def _answered(self, i: int, result: str) -> None:
+        sent = self._open.pop(i, None)
+        if sent is not None and self._metrics is not None:
+            self._metrics.answered(self._server, result, self._clock() - sent)
+
+    def _failed(self, i: int, result: str) -> None:
+        if self._open.pop(i, None) is not None and self._metrics is not None:
+            self._metrics.failed(self._server, result)
+
+    def _reopen(self, i: int) -> None:
+        if self._metrics is not None and self._server:
+            self._open[i] = self._clock()
+
+    def _close_try(self) -> None:
+        """The try is over: what is still open timed out."""
+        if self._open and self._metrics is not None:
+            for _ in self._open:
+                self._metrics.failed(self._server, TIMEOUT)
+        self._open = {}
 
 
 def is_truncated(response: dns.message.Message) -> bool:
@@ -160,6 +219,7 @@ class _Servers:
         config: ResolverConfig,
         clock: Callable[[], float] = time.monotonic,
         on_query: QueryObserver | None = None,
+        metrics: UpstreamMetrics | None = None,
     ) -> None:
         self._servers: tuple[Server, ...] = config.servers()
         self._timeout = config.timeout
@@ -171,6 +231,13 @@ class _Servers:
         self._backoff_until: dict[Server, float] = {}
         self._lock = threading.Lock()
         self.on_query = on_query
+        #: Queries, results, latency and backoffs (shared with the resolver's core).
+        self.metrics = metrics if metrics is not None else UpstreamMetrics(clock)
+        self.metrics.add_servers(server_text(s) for s in self._servers)
+
+    def new_exchange(self, questions: Sequence[tuple[str, str]]) -> Exchange:
+        """An ``Exchange`` for ``questions`` that records into ``metrics``."""
+        return Exchange(questions, self.metrics)
 
     def server_order(self) -> list[Server]:
         """The servers to try, in order: rotated if configured, healthy first."""
@@ -192,13 +259,21 @@ class _Servers:
     def _mark(self, server: Server, healthy: bool) -> None:
         with self._lock:
             if healthy:
-                self._backoff_until.pop(server, None)
+                until = self._backoff_until.pop(server, None)
+                if until is None:
+                    return  # healthy and was healthy: nothing to record
+                until = None
             elif self._backoff > 0:
-                self._backoff_until[server] = self._clock() + self._backoff
+                until = self._backoff_until[server] = self._clock() + self._backoff
+            else:
+                return
+        self.metrics.backoff(server_text(server), until)
 
     def _observe(self, server: Server, question: tuple[str, str], transport: str) -> None:
+        text = server_text(server)
+        self.metrics.sent(text, question[1])
         if self.on_query is not None:
-            self.on_query(server_text(server), question[0], question[1], transport)
+            self.on_query(text, question[0], question[1], transport)
 
 
 class Upstream(_Servers):
@@ -209,7 +284,7 @@ class Upstream(_Servers):
     ) -> list[Response]:
         """Ask every question; one result per question, in order. ``attempts``
         (default: the config's) is how many rounds over the servers to make."""
-        exchange = Exchange(questions)
+        exchange = self.new_exchange(questions)
         for server in self.rounds(attempts):
             pending = exchange.pending()
             if not pending:
@@ -220,7 +295,7 @@ class Upstream(_Servers):
     def _try_server(self, server: Server, exchange: Exchange, pending: list[int]) -> None:
         host, port = server
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        waiting = exchange.start_try(pending)
+        waiting = exchange.start_try(pending, server)
         heard = False
         truncated: list[int] = []
         try:
@@ -314,7 +389,7 @@ class AsyncUpstream(_Servers):
     async def exchange(
         self, questions: Sequence[tuple[str, str]], attempts: int | None = None
     ) -> list[Response]:
-        exchange = Exchange(questions)
+        exchange = self.new_exchange(questions)
         for server in self.rounds(attempts):
             pending = exchange.pending()
             if not pending:
@@ -325,7 +400,7 @@ class AsyncUpstream(_Servers):
     async def _try_server(self, server: Server, exchange: Exchange, pending: list[int]) -> None:
         host, port = server
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        waiting = exchange.start_try(pending)
+        waiting = exchange.start_try(pending, server)
         heard = False
         loop = asyncio.get_running_loop()
         transport: asyncio.DatagramTransport | None = None
