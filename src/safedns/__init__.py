@@ -10,6 +10,7 @@ from safedns._async import AsyncResolver
 from safedns._config import ResolverConfig
 from safedns._exceptions import InvalidName, NameNotFound, ResolveError, TemporaryFailure
 from safedns._getaddrinfo import getaddrinfo, gethostbyname, gethostbyname_ex
+from safedns._metrics import Histogram, ServerHealth
 from safedns._patch import is_patched, patch, patched, unpatch
 from safedns._planning import plan
 from safedns._records import Answer
@@ -21,11 +22,13 @@ __version__ = "0.1.0"
 __all__ = [
     "Answer",
     "AsyncResolver",
+    "Histogram",
     "InvalidName",
     "NameNotFound",
     "ResolveError",
     "Resolver",
     "ResolverConfig",
+    "ServerHealth",
     "Stats",
     "TemporaryFailure",
     "__version__",
