@@ -29,6 +29,7 @@ plus an SDK and exporter of your choice.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -104,7 +105,7 @@ def _flat_kinds(found: dict[str, str]) -> dict[str, str]:
     flat: dict[str, str] = {}
     for name, kind in found.items():
         if kind == "histogram":
-            for sample in flatten([Sample(name, kind, (), 0.0)]):
+            for sample in flatten([Sample(name, kind, (), 0.0, ((math.inf, 0.0),))]):
                 flat[sample.name] = sample.kind
         else:
             flat[name] = kind
