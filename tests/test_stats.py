@@ -11,6 +11,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
+import dns.flags
+import dns.message
+import dns.rcode
 import pytest
 
 from safedns import (
@@ -32,6 +35,8 @@ from safedns._metrics import (
     LatencyHistogram,
     UpstreamMetrics,
 )
+from safedns._records import UpstreamFailure
+from safedns._upstream import Exchange
 from safedns.testing import DNSServer
 
 from .conftest import FakeClock, k8s_config
@@ -389,3 +394,50 @@ def test_upstream_metrics_tally(clock: FakeClock) -> None:
     assert not metrics.snapshot().servers["a:53"].backed_off
     with pytest.raises(ValueError, match="not a failure"):
         metrics.failed("a:53", "NOERROR")
+
+
+def test_exchange_records_one_result_per_query_sent(clock: FakeClock) -> None:
+    """The sans-I/O ``Exchange`` on its own: replies, garbage, truncation and
+    what is left open when the try ends."""
+    metrics = UpstreamMetrics(clock)
+    exchange = Exchange(
+        [("a.example.", "A"), ("a.example.", "AAAA"), ("b.example.", "A")], metrics, clock
+    )
+    first = ("192.0.2.53", 53)
+    waiting = exchange.start_try(exchange.pending(), first)
+    by_index = {i: qid for qid, i in waiting.items()}
+    clock.advance(0.004)
+    nxdomain = dns.message.make_response(exchange.queries[0])
+    nxdomain.set_rcode(dns.rcode.NXDOMAIN)
+    assert exchange.receive(b"garbage", waiting) is None
+    assert exchange.receive(nxdomain.to_wire(), waiting) == (0, False)
+    truncated = dns.message.make_response(exchange.queries[1])
+    truncated.flags |= dns.flags.TC
+    assert exchange.receive(truncated.to_wire(), waiting) == (1, True)
+    exchange.tcp_frame(1)  # the TCP query goes out
+    clock.advance(0.02)
+    exchange.receive_tcp(1, b"\x00\x01")  # does not parse: malformed
+    snap = metrics.snapshot().queries_by_result
+    assert (snap["NXDOMAIN"], snap[TRUNCATED], snap[MALFORMED], snap[TIMEOUT]) == (1, 1, 1, 0)
+    assert by_index[2] in waiting  # b.example. is still open
+
+    second = ("192.0.2.54", 53)
+    waiting = exchange.start_try(exchange.pending(), second)  # b.example. timed out on first
+    servfail = dns.message.make_response(exchange.queries[2])
+    servfail.set_rcode(dns.rcode.SERVFAIL)
+    clock.advance(0.001)
+    exchange.receive(servfail.to_wire(), waiting)
+    exchange.fail([2], "network error: unreachable")  # answered this try: not counted
+    outcome = exchange.outcome()  # the AAAA question, still open on second, timed out
+    snap = metrics.snapshot().queries_by_result
+    assert (snap["SERVFAIL"], snap[TIMEOUT], snap[NETWORK_ERROR]) == (1, 2, 0)
+    latency = metrics.snapshot().latency
+    assert latency.count == 3  # NXDOMAIN, truncated, SERVFAIL
+    assert latency.sum == pytest.approx(0.004 + 0.004 + 0.001)
+    assert isinstance(outcome[0], dns.message.Message)
+    assert [isinstance(o, UpstreamFailure) for o in outcome] == [False, True, True]
+    servers = metrics.snapshot().servers
+    assert servers["192.0.2.53:53"] == ServerHealth(
+        False, 0, 2, 1, 1, pytest.approx(0.004), pytest.approx(0.021)
+    )
+    assert servers["192.0.2.54:53"] == ServerHealth(False, 0, 1, 1, 0, pytest.approx(0.001), 0.0)
