@@ -84,8 +84,12 @@ def test_interpret_cname_chain_takes_smallest_ttl() -> None:
             "end.example. 60 IN A 192.0.2.9",
         ],
     )
-    # One result, for the question asked: the chain answers nothing else.
-    assert interpret(reply, "www.example.", "A") == Positive(("192.0.2.9",), "end.example.", 10.0)
+    # One result, for the question asked: the chain answers nothing else. Its
+    # owners (the question first) are the answer's aliases.
+    aliases = ("www.example.", "mid.example.")
+    assert interpret(reply, "www.example.", "A") == Positive(
+        ("192.0.2.9",), "end.example.", 10.0, aliases
+    )
 
 
 def test_interpret_nxdomain_and_nodata_with_soa() -> None:
@@ -128,7 +132,10 @@ def test_interpret_cname_loop_or_overlong_chain_is_a_failure(chain: list[str]) -
 def test_interpret_sixteen_hops_are_allowed() -> None:
     chain = [f"c{i}.example. 60 IN CNAME c{i + 1}.example." for i in range(16)]
     reply = response("c0.example.", "A", [*chain, "c16.example. 60 IN A 192.0.2.1"])
-    assert interpret(reply, "c0.example.", "A") == Positive(("192.0.2.1",), "c16.example.", 60)
+    owners = tuple(f"c{i}.example." for i in range(16))
+    assert interpret(reply, "c0.example.", "A") == Positive(
+        ("192.0.2.1",), "c16.example.", 60, owners
+    )
 
 
 @pytest.mark.parametrize("rcode", [dns.rcode.SERVFAIL, dns.rcode.REFUSED, dns.rcode.FORMERR])

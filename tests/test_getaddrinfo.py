@@ -10,6 +10,7 @@ against a ``DNSServer``.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import sys
 from collections.abc import Iterator
@@ -21,16 +22,10 @@ from hypothesis import strategies as st
 
 import safedns
 from safedns import Resolver, ResolverConfig
-from safedns._getaddrinfo import (
-    AddrInfo,
-    GaiConf,
-    Interfaces,
-    _msort,
-    _set_default,
-    _strtoul,
-    parse_gai_conf,
-    rfc3484_sort,
-)
+from safedns._dropin.arguments import strtoul
+from safedns._dropin.interfaces import Interfaces
+from safedns._dropin.sort import GaiConf, msort, parse_gai_conf, rfc3484_sort
+from safedns._getaddrinfo import AddrInfo, set_default
 from safedns._hosts import HostsFile
 from safedns.testing import DNSServer
 from tests.conftest import FakeClock
@@ -315,16 +310,60 @@ def test_hypothesis_equals_stdlib(
 ) -> None:
     """Numeric hosts as they are; any other host with AI_NUMERICHOST, so glibc answers
     without DNS (garbage in every other argument still reaches the argument checks)."""
+    _assert_equals_stdlib(
+        addrinfo, server, _dns_free_call(numeric, safe, garbage, port, family, kind, proto, flags)
+    )
+
+
+def _dns_free_call(
+    numeric: bool,
+    safe: Any,
+    garbage: Any,
+    port: Any,
+    family: Any,
+    kind: Any,
+    proto: Any,
+    flags: Any,
+) -> tuple[Any, ...]:
+    """The call to compare: a garbage host only where the standard library cannot take it
+    to this machine's DNS, that is with an int (not bool) flags value that gets
+    AI_NUMERICHOST, or with a flags value it rejects before any lookup."""
     host = safe
     if not numeric:
-        host = garbage
-        if isinstance(flags, int) and not isinstance(flags, bool):
-            flags |= S.AI_NUMERICHOST
-    call = (host, port, family, kind, proto, flags)
+        if isinstance(flags, bool):
+            pass  # a bool is a valid flags value that cannot carry AI_NUMERICHOST: keep `safe`
+        elif isinstance(flags, int):
+            host, flags = garbage, flags | S.AI_NUMERICHOST
+        else:
+            host = garbage  # TypeError before any lookup
+    return (host, port, family, kind, proto, flags)
+
+
+def _assert_equals_stdlib(addrinfo: AddrInfo, server: DNSServer, call: tuple[Any, ...]) -> None:
+    asked = len(server.queries)
     want = _outcome(socket.getaddrinfo, *call)
-    assert _outcome(addrinfo.getaddrinfo, *call) == want
-    assert _outcome(addrinfo.getaddrinfo, *call) == want
-    assert server.queries == []
+    assert _outcome(addrinfo.getaddrinfo, *call) == want, call
+    assert _outcome(addrinfo.getaddrinfo, *call) == want, call  # again, from the cache
+    assert server.queries[asked:] == [], call
+
+
+#: Examples Hypothesis found; each once failed (machine DNS reached, or a difference).
+HYPOTHESIS_EXAMPLES: list[tuple[Any, ...]] = [
+    # A bool flags value skipped AI_NUMERICHOST: the garbage host went to machine DNS.
+    _dns_free_call(False, "127.0.0.1", "0", None, 0, 0, 0, True),
+    _dns_free_call(False, "::1", "a", 80, 0, 0, 0, False),
+    # Port integers the C long cannot hold (3.11 raises, 3.12+ answers port 0).
+    ("127.0.0.1", 2**63, 0, 0, 0, 0),
+    ("127.0.0.1", -(2**63) - 1, 0, 0, 0, 0),
+    ("127.0.0.1", 2**64, 0, 0, 0, 0),
+]
+
+
+@pytest.mark.parametrize("call", HYPOTHESIS_EXAMPLES)
+def test_hypothesis_examples_equal_stdlib(
+    addrinfo: AddrInfo, server: DNSServer, call: tuple[Any, ...]
+) -> None:
+    _assert_equals_stdlib(addrinfo, server, call)
 
 
 def _ex_needs_no_dns(host: Any) -> bool:
@@ -473,15 +512,125 @@ def test_error_codes(cached: AddrInfo, dns: DNSServer) -> None:
     with pytest.raises(socket.gaierror) as gai:
         cached.gethostbyname_ex("missing.example.com.")  # CPython asks getaddrinfo first
     assert gai.value.errno == S.EAI_NONAME
-    with pytest.raises(socket.herror) as herr:
-        cached.gethostbyname_ex("<broadcast>")  # getaddrinfo is skipped, then DNS: NXDOMAIN
-    assert (herr.value.errno, herr.value.strerror) == (1, "Unknown host")
     dns.servfail = True
     assert errno_of("down.example.com", 80) == S.EAI_AGAIN
     with pytest.raises(socket.gaierror) as gai:
         cached.gethostbyname("down.example.com")
     assert gai.value.errno == S.EAI_AGAIN
     assert str(gai.value) == "[Errno -3] Temporary failure in name resolution"
+
+
+QUERY_CASES = [
+    # (name, family, flags): existing, NODATA, NXDOMAIN, CNAME chains with AI_CANONNAME.
+    (name, family, flags)
+    for name in (
+        "svc.example.com",
+        "v4.example.com",
+        "missing.example.com",
+        "hop1.example.com",
+        "www.example.org",
+        "my-svc",
+        "missing",
+    )
+    for family in (S.AF_UNSPEC, S.AF_INET, S.AF_INET6)
+    for flags in (0, S.AI_CANONNAME)
+]
+
+
+@pytest.mark.parametrize(("name", "family", "flags"), QUERY_CASES)
+def test_never_more_queries_than_the_resolver(
+    dns: DNSServer, tmp_path: Any, name: str, family: int, flags: int
+) -> None:
+    """getaddrinfo sends no query that ``resolve_addresses`` for the same families would
+    not: error codes and canonical names come from the answers the walk already had."""
+    hosts = tmp_path / "hosts"
+    hosts.write_text("")
+    nsswitch = tmp_path / "nsswitch.conf"
+    nsswitch.write_text("hosts: files dns\n")
+    config = ResolverConfig(
+        nameservers=[dns.nameserver],
+        search=("ns1.svc.cluster.local", "svc.cluster.local", "cluster.local"),
+        ndots=5,
+        timeout=1,
+        attempts=1,
+    )
+    sent: dict[str, list[tuple[str, str]]] = {"dropin": [], "resolver": []}
+
+    def counter(who: str) -> Any:
+        return lambda server, qname, rdtype, transport: sent[who].append((qname, rdtype))
+
+    dropin = AddrInfo(
+        Resolver(config, on_query=counter("dropin")),
+        hosts_path=str(hosts),
+        nsswitch_path=str(nsswitch),
+    )
+    resolver = Resolver(config, on_query=counter("resolver"))
+    outcome = _outcome(dropin.getaddrinfo, name, 80, family, S.SOCK_STREAM, 0, flags)
+    with contextlib.suppress(safedns.ResolveError):
+        resolver.resolve_addresses(name, family)
+    assert sent["dropin"], outcome  # it did ask DNS
+    assert sorted(sent["dropin"]) == sorted(sent["resolver"]), outcome
+    if family == S.AF_INET:
+        sent["resolver"].clear()
+        with contextlib.suppress(safedns.ResolveError):
+            Resolver(config, on_query=counter("resolver")).resolve(name, "A")
+        assert len(sent["dropin"]) <= len(sent["resolver"])
+    # gethostbyname_ex (aliases from the chain) asks nothing more than A lookups do.
+    sent["dropin"].clear()
+    fresh = AddrInfo(
+        Resolver(config, on_query=counter("dropin")),
+        hosts_path=str(hosts),
+        nsswitch_path=str(nsswitch),
+    )
+    _outcome(fresh.gethostbyname_ex, name)
+    assert {rdtype for _, rdtype in sent["dropin"]} <= {"A"}
+
+
+def test_error_codes_and_aliases_need_no_extra_query(cached: AddrInfo, dns: DNSServer) -> None:
+    def errno_of(*args: Any) -> int | None:
+        try:
+            cached.getaddrinfo(*args)
+        except socket.gaierror as exc:
+            return exc.errno
+        return None
+
+    before = len(dns.queries)
+    assert errno_of("v4.example.com.", 80, S.AF_INET6) == S.EAI_NODATA
+    assert len(dns.queries) == before + 1  # the AAAA question only
+    assert errno_of("hop1.example.com.", 80, S.AF_INET6) == S.EAI_NONAME
+    assert len(dns.queries) == before + 2
+    assert cached.gethostbyname_ex("hop1.example.com.")[:2] == (
+        "v4.example.com",
+        ["hop1.example.com", "hop2.example.com"],
+    )
+    assert len(dns.queries) == before + 3  # one A question; no CNAME per hop
+
+
+def _set_thread_h_errno(value: int) -> None:
+    import ctypes
+
+    location = ctypes.CDLL(None).__h_errno_location
+    location.restype = ctypes.POINTER(ctypes.c_int)
+    location().contents.value = value
+
+
+@pytest.mark.parametrize(
+    ("h_errno", "message"),
+    [(0, "Resolver Error 0 (no error)"), (1, "Unknown host"), (3, "Unknown server error")],
+)
+def test_gethostbyname_ex_broadcast_keeps_the_threads_h_errno(
+    cached: AddrInfo, dns: DNSServer, h_errno: int, message: str
+) -> None:
+    """Found by Hypothesis against glibc (ours HOST_NOT_FOUND, glibc NO_RECOVERY): CPython
+    answers ``<broadcast>`` itself, then asks gethostbyname_r, whose DNS module refuses
+    a name that is not a host name without touching h_errno; CPython raises herror with
+    whatever the thread's last lookup left there."""
+    _set_thread_h_errno(h_errno)
+    with pytest.raises(socket.herror) as herr:
+        cached.gethostbyname_ex("<broadcast>")
+    assert (herr.value.errno, herr.value.strerror) == (h_errno, message)
+    assert dns.queries == []
+    assert cached.gethostbyname("<broadcast>") == "255.255.255.255"
 
 
 def test_v4mapped_and_all(cached: AddrInfo) -> None:
@@ -495,31 +644,31 @@ def test_v4mapped_and_all(cached: AddrInfo) -> None:
 
 def test_module_level_functions_use_the_default(dns: DNSServer) -> None:
     ai = AddrInfo(Resolver(ResolverConfig(nameservers=[dns.nameserver])))
-    previous = _set_default(ai)
+    previous = set_default(ai)
     try:
         assert safedns.getaddrinfo("svc.example.com", 80, S.AF_INET)[0][4] == ("192.0.2.10", 80)
         assert safedns.gethostbyname("svc.example.com") == "192.0.2.10"
         assert safedns.gethostbyname_ex("svc.example.com")[2] == ["192.0.2.10"]
     finally:
-        _set_default(previous)
+        set_default(previous)
 
 
 # --------------------------------------------------------------------------- internals
 
 
 def test_strtoul_matches_c() -> None:
-    assert _strtoul(b"80") == (80, 2)
-    assert _strtoul(b" \t+80x") == (80, 5)
-    assert _strtoul(b"-1") == (2**64 - 1, 2)
-    assert _strtoul(b"99999999999999999999999") == (2**64 - 1, 23)
-    assert _strtoul(b"x80") == (0, 0)
-    assert _strtoul(b" ") == (0, 0)
+    assert strtoul(b"80") == (80, 2)
+    assert strtoul(b" \t+80x") == (80, 5)
+    assert strtoul(b"-1") == (2**64 - 1, 2)
+    assert strtoul(b"99999999999999999999999") == (2**64 - 1, 23)
+    assert strtoul(b"x80") == (0, 0)
+    assert strtoul(b" ") == (0, 0)
 
 
 def test_msort_is_glibc_merge_order() -> None:
     """With a comparator that ties, the merge keeps the left run first (stable)."""
     items = [(1, "a"), (0, "b"), (1, "c"), (0, "d")]
-    assert _msort(items, lambda x, y: x[0] - y[0]) == [(0, "b"), (0, "d"), (1, "a"), (1, "c")]
+    assert msort(items, lambda x, y: x[0] - y[0]) == [(0, "b"), (0, "d"), (1, "a"), (1, "c")]
 
 
 def test_gai_conf_precedence_changes_the_order() -> None:

@@ -323,6 +323,16 @@ def test_table_against_glibc(helper: Helper) -> None:
         _check(helper, "getaddrinfo", (host, 80, 0, 0, 0, AI_IDN | S.AI_CANONNAME | AI_CANONIDN))
 
 
+def test_broadcast_reports_the_threads_h_errno(helper: Helper) -> None:
+    """Found by Hypothesis: ``gethostbyname_ex('<broadcast>')`` gave HOST_NOT_FOUND where
+    glibc gave NO_RECOVERY. glibc leaves h_errno as the thread's last lookup set it, so
+    each lookup below leaves a different value behind first."""
+    for before in (b"a" * 64, "nonexistent", "v4.example.com", "<broadcast>", b"x" * 300):
+        _check(helper, "gethostbyname_ex", (before,))
+        _check(helper, "gethostbyname_ex", ("<broadcast>",))
+        _check(helper, "gethostbyname", ("<broadcast>",))
+
+
 def test_multiple_addresses_per_family_same_set(helper: Helper) -> None:
     for family in FAMILIES:
         _check(helper, "getaddrinfo", ("multi.example.com", 80, family, S.SOCK_STREAM))

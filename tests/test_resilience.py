@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import dns.message
 import pytest
@@ -562,3 +563,32 @@ def test_failed_family_is_asked_again_async(server: DNSServer, clock: FakeClock)
             ]
 
     asyncio.run(main())
+
+
+def test_failed_family_is_asked_again_through_getaddrinfo(
+    server: DNSServer, clock: FakeClock, tmp_path: Path
+) -> None:
+    # The drop-in's own result cache honours the shorter validity too.
+    from safedns._dropin.addrinfo import AddrInfo
+
+    hosts = tmp_path / "hosts"
+    hosts.write_text("")
+    server.drop_types = {"AAAA"}
+    resolver = Resolver(
+        k8s_config(server, timeout=0.3, attempts=1, failure_recheck=1), clock=clock
+    )
+    drop_in = AddrInfo(resolver, hosts_path=str(hosts))
+
+    def addresses() -> list[str]:
+        rows = drop_in.getaddrinfo("dual.example.com", 80, type=socket.SOCK_STREAM)
+        return [str(row[4][0]) for row in rows]
+
+    assert addresses() == ["192.0.2.11"]
+    server.drop_types = set()
+    server.clear()
+    clock.advance(0.5)
+    assert addresses() == ["192.0.2.11"]
+    assert server.queries == []
+    clock.advance(1.1)
+    assert sorted(addresses()) == ["192.0.2.11", "2001:db8::11"]
+    assert server.queries == [("dual.example.com.", "AAAA")]

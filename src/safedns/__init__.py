@@ -8,6 +8,7 @@
 
 from safedns._async import AsyncResolver
 from safedns._config import ResolverConfig
+from safedns._dropin.aio import async_getaddrinfo
 from safedns._exceptions import InvalidName, NameNotFound, ResolveError, TemporaryFailure
 from safedns._getaddrinfo import getaddrinfo, gethostbyname, gethostbyname_ex
 from safedns._metrics import Histogram, ServerHealth
@@ -32,6 +33,7 @@ __all__ = [
     "Stats",
     "TemporaryFailure",
     "__version__",
+    "async_getaddrinfo",
     "getaddrinfo",
     "gethostbyname",
     "gethostbyname_ex",

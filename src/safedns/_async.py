@@ -140,6 +140,11 @@ class AsyncResolver:
     def stats(self) -> Stats:
         return self._core.stats()
 
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The monotonic clock answers expire on (``Answer.expires``)."""
+        return self._clock
+
     def flush(self, name: str | None = None) -> None:
         self._core.flush(name)
 

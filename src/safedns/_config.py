@@ -41,6 +41,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypedDict
 
+from safedns._inet import inet_aton_exact
 from safedns._planning import DEFAULT_EXTERNAL_TLDS
 
 __all__ = ["ResolverConfig", "parse_nameserver"]
@@ -64,8 +65,6 @@ _IGNORED_OPEN_ERRORS = frozenset(
 
 _C_SPACE = " \t\n\v\f\r"  # isspace() in the C locale
 _DIGITS = "0123456789"
-_OCTAL_DIGITS = "01234567"
-_HEX_DIGITS = "0123456789abcdefABCDEF"
 
 
 # ---------------------------------------------------------------- nameservers
@@ -602,49 +601,6 @@ def _atoi(text: str) -> int:
     return value - 2**32 if value >= 2**31 else value
 
 
-def _strtoul0(text: str, pos: int) -> tuple[int, int]:
-    """``strtoul(text + pos, &end, 0)`` where ``text[pos]`` is a digit: (value, end)."""
-    if text.startswith(("0x", "0X"), pos) and pos + 2 < len(text) and text[pos + 2] in _HEX_DIGITS:
-        digits, base, start = _HEX_DIGITS, 16, pos + 2
-    elif text[pos] == "0":
-        digits, base, start = _OCTAL_DIGITS, 8, pos
-    else:
-        digits, base, start = _DIGITS, 10, pos
-    end = start
-    while end < len(text) and text[end] in digits:
-        end += 1
-    return int(text[start:end], base), end
-
-
-def _inet_aton_exact(text: str) -> str | None:
-    """glibc ``__inet_aton_exact``: dotted IPv4 in any legacy form, whole string.
-
-    Accepts ``a.b.c.d``, ``a.b.c``, ``a.b`` and ``a``, each part decimal, octal
-    (leading ``0``) or hex (``0x``); returns the dotted-quad form or None.
-    """
-    limits = (0xFFFFFFFF, 0xFFFFFF, 0xFFFF, 0xFF)
-    parts: list[int] = []
-    pos = 0
-    while True:
-        if pos >= len(text) or text[pos] not in _DIGITS:
-            return None
-        value, pos = _strtoul0(text, pos)
-        if value > 0xFFFFFFFF:
-            return None
-        if pos < len(text) and text[pos] == ".":
-            if len(parts) > 2 or value > 0xFF:
-                return None
-            parts.append(value)
-            pos += 1
-        else:
-            break
-    if pos != len(text) or value > limits[len(parts)]:
-        return None
-    for index, part in enumerate(parts):
-        value |= part << (24 - 8 * index)
-    return str(ipaddress.IPv4Address(value))
-
-
 def _v6_scope(address: ipaddress.IPv6Address, scope: str) -> str:
     """The zone glibc would keep for *address* given ``%scope`` ("" = none).
 
@@ -670,7 +626,7 @@ def _glibc_nameserver(token: str) -> str | None:
     """Parse a ``nameserver`` value like glibc; return our server string or None."""
     if not token:
         return None
-    v4 = _inet_aton_exact(token)
+    v4 = inet_aton_exact(token)
     if v4 is not None:
         return v4
     addr_text, sep, scope = token.partition("%")

@@ -294,6 +294,7 @@ class Core:
             self.clock,
             from_cache=True,
             refresh_at=refresh_at,
+            aliases=answer.aliases,
         )
 
     def remember(self, name: object, rdtype: str, walk: Walk) -> Answer:
@@ -604,6 +605,7 @@ class Core:
             from_cache=got.from_cache,
             stale=got.stale,
             refresh_at=None if refresh_at is None else min(refresh_at, got.expires),
+            aliases=result.aliases,
         )
 
     def stats(self) -> Stats:
@@ -646,6 +648,7 @@ class Walk:
     """
 
     __slots__ = (
+        "_alias",
         "_candidates",
         "_display",
         "_index",
@@ -664,6 +667,7 @@ class Walk:
         self._recheck = config.failure_recheck
         self._index = 0
         self._nxdomain = True
+        self._alias: str | None = None
         self._display = name.decode("ascii", "replace") if isinstance(name, bytes) else str(name)
         self.candidate = ""
         self.outcomes: list[Outcome] = []
@@ -706,11 +710,21 @@ class Walk:
             isinstance(o, Got) and isinstance(o.result, Negative) and o.result.nxdomain
             for o in outcomes
         )
+        for outcome in outcomes:
+            if self._alias is None and isinstance(outcome, Got):
+                end = outcome.result.canonical_name
+                if end.lower() != self.candidate.lower():
+                    self._alias = end
         return False
 
     def fail(self) -> NameNotFound:
         """The error for a walk in which no candidate had data."""
-        return NameNotFound(self._display, "/".join(self._rdtypes), nxdomain=self._nxdomain)
+        return NameNotFound(
+            self._display,
+            "/".join(self._rdtypes),
+            nxdomain=self._nxdomain,
+            canonical_name=self._alias,
+        )
 
     def answers(self, core: Core) -> list[Answer]:
         """The answers of the candidate that had data, one per type with data."""

@@ -45,12 +45,18 @@ class NameNotFound(ResolveError):
     """The name does not exist (NXDOMAIN), or no candidate name has data of
     the type asked for (NODATA)."""
 
-    def __init__(self, name: str, rdtype: str, *, nxdomain: bool = True) -> None:
+    def __init__(
+        self, name: str, rdtype: str, *, nxdomain: bool = True, canonical_name: str | None = None
+    ) -> None:
         what = "does not exist" if nxdomain else f"has no {rdtype} records"
         super().__init__(name, rdtype, f"{name} {what}")
         #: True when every candidate was NXDOMAIN; False when some name existed
         #: but had no data of this type (glibc's EAI_NODATA vs EAI_NONAME).
         self.nxdomain = nxdomain
+        #: Where the CNAME chain of the first candidate that had one ended (that
+        #: name has no data of this type, or does not exist); None when no
+        #: candidate was an alias.
+        self.canonical_name = canonical_name
 
 
 class TemporaryFailure(ResolveError):

@@ -16,6 +16,9 @@
   (as ``a.b.c.d``); an IPv6 lookup takes only IPv6 lines; an any-family lookup takes both,
   each as written.
 
+:class:`ResolvConf` follows ``/etc/resolv.conf`` the way glibc 2.26+ does: the system
+configuration is rebuilt when the file changes.
+
 The file is re-read when its mtime, size, inode or device changes (checked on
 :meth:`HostsFile.refresh`). :class:`NsSwitch` gives the ``hosts:`` sources and actions of
 ``/etc/nsswitch.conf`` (also re-read when it changes).
@@ -29,6 +32,8 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from safedns._config import ResolverConfig
+
 __all__ = [
     "DEFAULT_HOSTS_LINE",
     "HostEntry",
@@ -36,6 +41,7 @@ __all__ = [
     "HostsFile",
     "HostsResult",
     "NsSwitch",
+    "ResolvConf",
     "Source",
     "host_conf_multi",
     "parse_hosts",
@@ -45,6 +51,7 @@ __all__ = [
 HOSTS_PATH = "/etc/hosts"
 NSSWITCH_PATH = "/etc/nsswitch.conf"
 HOST_CONF_PATH = "/etc/host.conf"
+RESOLV_CONF_PATH = "/etc/resolv.conf"
 
 #: glibc's built-in ``hosts:`` line when nsswitch.conf has none (nss_database.c).
 DEFAULT_HOSTS_LINE = "dns [!UNAVAIL=return] files"
@@ -238,6 +245,10 @@ class HostsFile:
             self._data, self._state, self._loaded = data, state, True
             return changed
 
+    def after_fork(self) -> None:
+        """A fresh lock in a forked child (the parent's may be held by a lost thread)."""
+        self._lock = threading.Lock()
+
     def lookup(self, name: bytes, family: int = socket.AF_UNSPEC) -> HostsResult | None:
         """:meth:`HostsData.lookup` on the current data (refreshed first)."""
         self.refresh()
@@ -366,3 +377,38 @@ class NsSwitch:
 
     def __repr__(self) -> str:
         return f"<NsSwitch hosts: {' '.join(s.name for s in self.sources)}>"
+
+
+class ResolvConf:
+    """The system resolver configuration, followed like glibc 2.26+ follows resolv.conf.
+
+    ``path`` defaults to ``$SAFEDNS_RESOLV_CONF`` or ``/etc/resolv.conf``; ``config`` is
+    :meth:`ResolverConfig.from_system` of it (with the ``SAFEDNS_*`` and glibc variables).
+    :meth:`refresh` stats the file (the caller rate-limits it) and, when its mtime, size,
+    inode or device changed, builds the configuration again: it returns the new
+    configuration when that differs from the current one, else None. A file that cannot
+    be read now keeps the last configuration (glibc keeps its old state too).
+    """
+
+    def __init__(self, path: str | None = None) -> None:
+        self.path = path or os.environ.get("SAFEDNS_RESOLV_CONF") or RESOLV_CONF_PATH
+        self._state = _file_state(self.path)
+        self.config = ResolverConfig.from_system(self.path)
+
+    def refresh(self) -> ResolverConfig | None:
+        """The new configuration if the file changed it, else None."""
+        state = _file_state(self.path)
+        if state == self._state:
+            return None
+        try:
+            config = ResolverConfig.from_system(self.path)
+        except (OSError, ValueError):
+            return None  # retried on the next check: the state is not recorded
+        self._state = state
+        if config == self.config:
+            return None
+        self.config = config
+        return config
+
+    def __repr__(self) -> str:
+        return f"<ResolvConf {self.path} nameservers={list(self.config.nameservers)}>"

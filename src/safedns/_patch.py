@@ -3,7 +3,9 @@
 :func:`patch` replaces ``socket.getaddrinfo``, ``socket.gethostbyname`` and
 ``socket.gethostbyname_ex`` with the bound methods of an :class:`AddrInfo` (so everything
 that resolves through :mod:`socket` - ``socket.create_connection``, ``http.client``,
-``urllib3``/``requests``, asyncio's default resolver - uses safedns); :func:`unpatch` puts
+``urllib3``/``requests`` - uses safedns), and the event loops' ``getaddrinfo`` with
+:func:`safedns.async_getaddrinfo` (``asyncio.open_connection``, aiohttp, asyncpg...: no
+executor thread); :func:`unpatch` puts
 back exactly what was there before the first :func:`patch`; :func:`patched` does both
 around a block and nests.
 
@@ -16,6 +18,8 @@ inherited, so the program's Python child processes are patched too.
 
 from __future__ import annotations
 
+import asyncio.base_events
+import importlib.util
 import os
 import shutil
 import signal
@@ -30,6 +34,7 @@ from contextlib import contextmanager, suppress
 from types import FrameType
 from typing import Any
 
+from safedns._dropin.aio import loop_create_connection, loop_getaddrinfo
 from safedns._getaddrinfo import AddrInfo, default_addrinfo
 from safedns._resolver import Resolver
 
@@ -37,49 +42,112 @@ __all__ = ["is_patched", "patch", "patched", "run_command", "unpatch"]
 
 NAMES = ("getaddrinfo", "gethostbyname", "gethostbyname_ex")
 
+_ABSENT: Any = object()
+_Targets = dict[tuple[object, str], Any]
+
 _lock = threading.RLock()
-_originals: dict[str, Any] | None = None
-_by_resolver: weakref.WeakKeyDictionary[Resolver, AddrInfo] = weakref.WeakKeyDictionary()
+_originals: _Targets | None = None
+#: The AddrInfo of each resolver given to patch(), so patching again with the same resolver
+#: keeps one cache. Both sides are weak: an AddrInfo holds its resolver, so a strong value
+#: would keep every resolver ever patched alive; while patched, ``socket``'s bound methods
+#: keep the AddrInfo (and so the resolver) alive.
+_by_resolver: weakref.WeakKeyDictionary[Resolver, weakref.ref[AddrInfo]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _addrinfo_for(resolver: Resolver | None) -> AddrInfo:
     if resolver is None:
         return default_addrinfo()
-    addrinfo = _by_resolver.get(resolver)
-    if addrinfo is None:
-        addrinfo = _by_resolver[resolver] = AddrInfo(resolver)
+    with _lock:
+        ref = _by_resolver.get(resolver)
+        addrinfo = ref() if ref is not None else None
+        if addrinfo is None:
+            addrinfo = AddrInfo(resolver)
+            _by_resolver[resolver] = weakref.ref(addrinfo)
     return addrinfo
+
+
+def _loop_classes() -> list[type]:
+    """The event loop classes whose ``getaddrinfo`` patch() replaces: asyncio's base
+    loop (every asyncio loop, created before or after) and uvloop's, when installed."""
+    classes: list[type] = [asyncio.base_events.BaseEventLoop]
+    if importlib.util.find_spec("uvloop") is not None:
+        try:
+            uvloop = importlib.import_module("uvloop")
+        except ImportError:  # pragma: no cover - installed but broken
+            return classes
+        classes.append(uvloop.Loop)
+    return classes
+
+
+def _targets() -> list[tuple[object, str]]:
+    targets: list[tuple[object, str]] = [(socket, name) for name in NAMES]
+    for cls in _loop_classes():
+        targets.append((cls, "getaddrinfo"))
+        if cls is not asyncio.base_events.BaseEventLoop:
+            targets.append((cls, "create_connection"))  # uvloop resolves inside it
+    return targets
+
+
+def _snapshot() -> _Targets:
+    """What is installed now at every place patch() changes."""
+    return {
+        (owner, name): owner.__dict__.get(name, _ABSENT)
+        if isinstance(owner, type)
+        else getattr(owner, name)
+        for owner, name in _targets()
+    }
+
+
+def _restore(snapshot: _Targets) -> None:
+    for (owner, name), value in snapshot.items():
+        if value is not _ABSENT:
+            setattr(owner, name, value)
+        elif name in getattr(owner, "__dict__", {}):
+            delattr(owner, name)
 
 
 def _install(addrinfo: AddrInfo) -> None:
     socket.getaddrinfo = addrinfo.getaddrinfo  # type: ignore[assignment]
     socket.gethostbyname = addrinfo.gethostbyname
     socket.gethostbyname_ex = addrinfo.gethostbyname_ex
+    method = loop_getaddrinfo(addrinfo)
+    for cls in _loop_classes():
+        setattr(cls, "getaddrinfo", method)  # noqa: B010 - a class attribute, on purpose
+        if cls is not asyncio.base_events.BaseEventLoop:
+            # uvloop's create_connection resolves in libuv, not through getaddrinfo.
+            base = next(b for b in cls.__mro__[1:] if "create_connection" in b.__dict__)
+            cls.create_connection = loop_create_connection(  # type: ignore[attr-defined]
+                addrinfo, base.__dict__["create_connection"]
+            )
 
 
 def patch(resolver: Resolver | None = None) -> AddrInfo:
-    """Make :mod:`socket`'s name lookups go through safedns; returns the :class:`AddrInfo`.
+    """Make :mod:`socket`'s name lookups, and every asyncio event loop's
+    ``getaddrinfo``, go through safedns; returns the :class:`AddrInfo`.
 
     ``resolver`` defaults to the process-wide ``Resolver()`` (configured from
     ``/etc/resolv.conf`` and the ``SAFEDNS_*`` variables). Patching again (with the same
     or another resolver) just switches resolvers; the originals are remembered once.
+    Event loops resolve through :func:`safedns.async_getaddrinfo` on an
+    ``AsyncResolver`` sharing the resolver's cache: no executor thread.
     """
     addrinfo = _addrinfo_for(resolver)
     global _originals
     with _lock:
         if _originals is None:
-            _originals = {name: getattr(socket, name) for name in NAMES}
+            _originals = _snapshot()
         _install(addrinfo)
     return addrinfo
 
 
 def unpatch() -> None:
-    """Restore the functions :func:`patch` replaced. Harmless when not patched."""
+    """Restore what :func:`patch` replaced. Harmless when not patched."""
     global _originals
     with _lock:
         if _originals is not None:
-            for name, function in _originals.items():
-                setattr(socket, name, function)
+            _restore(_originals)
             _originals = None
 
 
@@ -94,15 +162,14 @@ def patched(resolver: Resolver | None = None) -> Iterator[AddrInfo]:
     the block (so nested blocks, and blocks inside :func:`patch`, unwind correctly)."""
     global _originals
     with _lock:
-        saved = {name: getattr(socket, name) for name in NAMES}
+        saved = _snapshot()
         saved_originals = _originals
     addrinfo = patch(resolver)
     try:
         yield addrinfo
     finally:
         with _lock:
-            for name, function in saved.items():
-                setattr(socket, name, function)
+            _restore(saved)
             _originals = saved_originals
 
 

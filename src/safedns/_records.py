@@ -43,11 +43,14 @@ class UpstreamFailure(Exception):
 class Positive:
     """Data for the question. ``records`` are the answer's rdata as text
     (addresses for A/AAAA); ``canonical_name`` ends the CNAME chain; ``ttl`` is
-    the smallest TTL over the chain and the answer, before any policy."""
+    the smallest TTL over the chain and the answer, before any policy;
+    ``aliases`` are the CNAME owners on the way, the question first (empty
+    without a chain)."""
 
     records: tuple[str, ...]
     canonical_name: str
     ttl: float
+    aliases: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,18 +89,21 @@ def interpret(response: dns.message.Message, qname: str, rdtype: str) -> Result:
     current = dns.name.from_text(qname)
     seen = {current}
     chain_ttls: list[float] = []  # the TTL of every CNAME along the way
+    aliases: list[str] = []  # the owner of every CNAME along the way
     for _ in range(MAX_CNAME_HOPS + 1):
         rrset = _find(response, current, qtype)
         if rrset is not None:
             records = tuple(rd.to_text() for rd in rrset)
             canonical = _text(current) if chain_ttls else qname
-            return Positive(records, canonical, min([float(rrset.ttl), *chain_ttls]))
+            ttl = min([float(rrset.ttl), *chain_ttls])
+            return Positive(records, canonical, ttl, tuple(aliases))
         if qtype == dns.rdatatype.CNAME:
             break
         cname = _find(response, current, dns.rdatatype.CNAME)
         if cname is None:
             break
         chain_ttls.append(float(cname.ttl))
+        aliases.append(_text(current))
         current = cname[0].target
         if current in seen:
             raise UpstreamFailure(f"CNAME loop at {_text(current)}")
@@ -133,6 +139,8 @@ class Answer:
 
     - ``name``: the absolute name (trailing dot) that answered, after the
       search list; ``canonical_name``: where its CNAME chain ended.
+    - ``aliases``: the owners of the CNAME chain from ``name`` to
+      ``canonical_name`` (``name`` first; empty when no CNAME was followed).
     - ``rdtype``: the type asked for, e.g. ``"A"``.
     - ``addresses``: the addresses (A/AAAA), a new list on each access;
       ``records``: every record's data as text, whatever the type.
@@ -146,6 +154,7 @@ class Answer:
         "_expires",
         "_records",
         "_refresh_at",
+        "aliases",
         "canonical_name",
         "from_cache",
         "name",
@@ -165,8 +174,10 @@ class Answer:
         from_cache: bool,
         stale: bool = False,
         refresh_at: float | None = None,
+        aliases: tuple[str, ...] = (),
     ) -> None:
         self.name = name
+        self.aliases = aliases
         self.rdtype = rdtype
         self._records = records
         self.canonical_name = canonical_name
@@ -196,6 +207,13 @@ class Answer:
     def expires(self) -> float:
         """When the answer expires, on the resolver's clock."""
         return self._expires
+
+    @property
+    def valid_until(self) -> float:
+        """Until when a front end may reuse this answer without asking the
+        resolver again, on its clock: the refresh-ahead point, or earlier when
+        another family of the same lookup failed (``failure_recheck``)."""
+        return self._refresh_at
 
     def __repr__(self) -> str:
         flags = " stale" if self.stale else (" cached" if self.from_cache else "")

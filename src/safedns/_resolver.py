@@ -123,6 +123,23 @@ class Resolver:
     def stats(self) -> Stats:
         return self._core.stats()
 
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The monotonic clock answers expire on (``Answer.expires``)."""
+        return self._clock
+
+    def reconfigured(self, config: ResolverConfig) -> Resolver:
+        """A resolver on ``config`` with this one's clock and query observer.
+
+        When both ask the same nameservers it shares this one's cache, so cached names
+        stay answered (the answers come from the same servers); other servers may
+        answer differently, so then it starts empty.
+        """
+        other = Resolver(config, clock=self._clock, on_query=self._on_query)
+        if config.servers() == self.config.servers():
+            other._core.cache = self._core.cache
+        return other
+
     def flush(self, name: str | None = None) -> None:
         """Forget cached answers: all of them, or those of one absolute name."""
         self._core.flush(name)

@@ -1,0 +1,1 @@
+"""The drop-in ``getaddrinfo``/``gethostbyname(_ex)``, one module per concern."""

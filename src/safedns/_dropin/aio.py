@@ -1,0 +1,192 @@
+"""``async_getaddrinfo``: the drop-in ``getaddrinfo`` for asyncio, without a thread.
+
+The same steps as the sync drop-in (:func:`.gai.getaddrinfo_steps`: arguments, checks,
+the NSS chain, canonical name, the RFC 3484 sort) and the same finished-results cache
+(an :class:`AddrInfo`'s); only the DNS questions go to an :class:`AsyncResolver` and are
+awaited. A cache hit returns without suspending; a miss never touches an executor.
+
+:func:`loop_getaddrinfo` is what ``safedns.patch()`` installs as the event loops'
+``getaddrinfo`` method.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+import weakref
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
+
+from safedns._async import AsyncResolver
+from safedns._dropin.addrinfo import AddrInfo, default_addrinfo
+from safedns._dropin.constants import AddrInfoTuple
+from safedns._dropin.errors import GaiError, gai_error
+from safedns._dropin.gai import getaddrinfo_steps
+from safedns._dropin.nss import DnsQuestion, DnsReply, Steps
+from safedns._exceptions import InvalidName, ResolveError
+from safedns._resolver import Resolver
+
+__all__ = [
+    "async_getaddrinfo",
+    "drive_async",
+    "getaddrinfo_with",
+    "loop_create_connection",
+    "loop_getaddrinfo",
+]
+
+T = TypeVar("T")
+
+#: The AddrInfo (its finished-results cache) of each AsyncResolver given to
+#: async_getaddrinfo; weak both ways, like patch()'s.
+_by_resolver: weakref.WeakKeyDictionary[AsyncResolver, AddrInfo] = weakref.WeakKeyDictionary()
+
+
+async def drive_async(steps: Steps[T], ask: Callable[[DnsQuestion], Awaitable[DnsReply]]) -> T:
+    """Run a lookup to its end, awaiting ``ask`` for each DNS question."""
+    try:
+        question = next(steps)
+        while True:
+            question = steps.send(await ask(question))
+    except StopIteration as stop:
+        result: T = stop.value
+        return result
+
+
+def _addrinfo_of(resolver: AsyncResolver | None) -> AddrInfo:
+    if resolver is None:
+        return default_addrinfo()
+    addrinfo = _by_resolver.get(resolver)
+    if addrinfo is None:
+        # Its sync resolver is never asked here: it lends the clock and configuration
+        # the cached results are timed by (the AsyncResolver's own).
+        sync = Resolver(resolver.config, clock=resolver.clock)
+        addrinfo = AddrInfo(sync, async_resolver=resolver)
+        _by_resolver[resolver] = addrinfo
+    return addrinfo
+
+
+async def async_getaddrinfo(
+    host: Any,
+    port: Any,
+    family: Any = 0,
+    type: Any = 0,  # the standard library's name
+    proto: Any = 0,
+    flags: Any = 0,
+    *,
+    resolver: AsyncResolver | None = None,
+) -> list[AddrInfoTuple]:
+    """:func:`socket.getaddrinfo`'s results and errors (``socket.gaierror`` with the
+    same codes), for asyncio: answered through ``resolver`` (default: one sharing the
+    cache of the resolver behind ``safedns.patch()``), never through a thread."""
+    return await getaddrinfo_with(_addrinfo_of(resolver), host, port, family, type, proto, flags)
+
+
+async def getaddrinfo_with(
+    addrinfo: AddrInfo, host: Any, port: Any, family: Any, type: Any, proto: Any, flags: Any
+) -> list[AddrInfoTuple]:
+    """``async_getaddrinfo`` on ``addrinfo``'s cache, files and async resolver."""
+    hit = addrinfo.hit(host, port, family, type, proto, flags)
+    if hit is not None:
+        return hit
+    key, name, service, family_i, type_i, proto_i, flags_i = addrinfo.arguments(
+        host, port, family, type, proto, flags
+    )
+    now, generation, cached = addrinfo.begin(key)
+    if cached is not None:
+        return list(cached)
+    resolver = addrinfo.async_resolver()
+
+    async def ask(question: DnsQuestion) -> DnsReply:
+        try:
+            return await resolver.lookup_addresses(question.name, question.family)
+        except (ResolveError, InvalidName) as exc:
+            return exc
+
+    steps = getaddrinfo_steps(addrinfo.nss, name, service, family_i, type_i, proto_i, flags_i)
+    try:
+        generated = await drive_async(steps, ask)
+    except GaiError as exc:
+        raise gai_error(exc.code) from None
+    return list(addrinfo.store(key, generated, now, generation))
+
+
+def loop_getaddrinfo(
+    addrinfo: AddrInfo,
+) -> Callable[..., Coroutine[Any, Any, list[AddrInfoTuple]]]:
+    """An event loop ``getaddrinfo`` method answered by ``addrinfo``, without the
+    executor (what ``safedns.patch()`` installs on the loop classes)."""
+
+    async def getaddrinfo(
+        self: asyncio.AbstractEventLoop,
+        host: Any,
+        port: Any,
+        *,
+        family: Any = 0,
+        type: Any = 0,
+        proto: Any = 0,
+        flags: Any = 0,
+    ) -> list[AddrInfoTuple]:
+        return await getaddrinfo_with(addrinfo, host, port, family, type, proto, flags)
+
+    getaddrinfo.__safedns_addrinfo__ = addrinfo  # type: ignore[attr-defined]
+    return getaddrinfo
+
+
+def _numeric(host: object) -> bool:
+    if not isinstance(host, str):
+        return False
+    try:
+        ipaddress.ip_address(host.partition("%")[0])
+    except ValueError:
+        return False
+    return True
+
+
+def loop_create_connection(
+    addrinfo: AddrInfo, original: Callable[..., Coroutine[Any, Any, Any]]
+) -> Callable[..., Coroutine[Any, Any, Any]]:
+    """A ``create_connection`` for loops that resolve inside it without calling their
+    own ``getaddrinfo`` (uvloop resolves in libuv's thread pool): a named host is
+    resolved by ``addrinfo`` first, then each address is tried in order through
+    ``original`` (TLS still checks the name: ``server_hostname`` defaults to it)."""
+
+    async def create_connection(
+        self: asyncio.AbstractEventLoop,
+        protocol_factory: Callable[[], asyncio.BaseProtocol],
+        host: Any = None,
+        port: Any = None,
+        *,
+        ssl: Any = None,
+        family: int = 0,
+        proto: int = 0,
+        flags: int = 0,
+        sock: Any = None,
+        server_hostname: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        options: dict[str, Any] = dict(kwargs, ssl=ssl, proto=proto, flags=flags, sock=sock)
+        if host is None or sock is not None or _numeric(host):
+            options.update(family=family, server_hostname=server_hostname)
+            return await original(self, protocol_factory, host, port, **options)
+        rows = await getaddrinfo_with(
+            addrinfo, host, port, family, socket.SOCK_STREAM, proto, flags
+        )
+        if ssl and server_hostname is None:
+            server_hostname = host
+        errors: list[OSError] = []
+        for row_family, _, _, _, sockaddr in rows:
+            address = str(sockaddr[0])
+            if row_family == socket.AF_INET6 and sockaddr[3]:
+                address = f"{address}%{sockaddr[3]}"
+            options.update(family=int(row_family), server_hostname=server_hostname)
+            try:
+                return await original(self, protocol_factory, address, sockaddr[1], **options)
+            except OSError as exc:
+                errors.append(exc)
+        if len(errors) == 1:
+            raise errors[0]
+        raise OSError(f"Multiple exceptions: {', '.join(str(e) for e in errors)}")
+
+    create_connection.__safedns_addrinfo__ = addrinfo  # type: ignore[attr-defined]
+    return create_connection

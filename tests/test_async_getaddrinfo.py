@@ -1,0 +1,371 @@
+"""``safedns.async_getaddrinfo`` and the patched event loop.
+
+Real sockets: a ``DNSServer`` that alone knows ``svc.example.com``, a local asyncio TCP
+server, and event loops whose default executor refuses all work (so any thread hop
+fails the test).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import asyncio.base_events
+import concurrent.futures
+import socket
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+import safedns
+from safedns import AsyncResolver, Resolver, ResolverConfig
+from safedns._dropin.aio import getaddrinfo_with
+from safedns._getaddrinfo import AddrInfo, set_default
+from safedns.testing import DNSServer
+
+S = socket
+T = TypeVar("T")
+LOOP_GETADDRINFO = asyncio.base_events.BaseEventLoop.getaddrinfo
+ORIGINALS = (socket.getaddrinfo, socket.gethostbyname, socket.gethostbyname_ex)
+
+
+class RefusingExecutor(concurrent.futures.ThreadPoolExecutor):
+    """A default executor that fails every submission: a thread hop is an error.
+    (asyncio only takes ThreadPoolExecutor instances; this one never starts a thread.)"""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=1)
+        self.refused = 0
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        self.refused += 1
+        raise RuntimeError("this test's default executor refuses all work")
+
+
+def run(coro: Coroutine[Any, Any, T], executor: RefusingExecutor | None = None) -> T:
+    loop = asyncio.new_event_loop()
+    loop.set_default_executor(executor or RefusingExecutor())
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+
+@pytest.fixture(autouse=True)
+def _always_unpatched() -> Iterator[None]:
+    assert asyncio.base_events.BaseEventLoop.getaddrinfo is LOOP_GETADDRINFO
+    try:
+        yield
+    finally:
+        safedns.unpatch()
+        asyncio.base_events.BaseEventLoop.getaddrinfo = LOOP_GETADDRINFO  # type: ignore[method-assign]
+        (socket.getaddrinfo, socket.gethostbyname, socket.gethostbyname_ex) = ORIGINALS
+
+
+@pytest.fixture
+def dns() -> Iterator[DNSServer]:
+    with DNSServer() as server:
+        server.add("svc.example.com", "A", "127.0.0.1", ttl=300)
+        server.add("dual.example.com", "A", "127.0.0.1", ttl=300)
+        server.add("dual.example.com", "AAAA", "::1", ttl=300)
+        server.add("v4.example.com", "A", "192.0.2.4", ttl=300)
+        server.add("alias.example.com", "CNAME", "v4.example.com", ttl=300)
+        yield server
+
+
+@pytest.fixture
+def config(dns: DNSServer) -> ResolverConfig:
+    return ResolverConfig(nameservers=[dns.nameserver], search=(), timeout=1.0, attempts=2)
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> dict[str, Any]:
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.9 from-hosts.example\n")
+    nsswitch = tmp_path / "nsswitch.conf"
+    nsswitch.write_text("hosts: files dns\n")
+    return {"hosts_path": str(hosts), "nsswitch_path": str(nsswitch)}
+
+
+def _outcome(value: Callable[[], Any]) -> Any:
+    try:
+        return ("ok", value())
+    except Exception as exc:
+        return ("error", type(exc), getattr(exc, "errno", None), str(exc))
+
+
+async def _aoutcome(coro: Coroutine[Any, Any, Any]) -> Any:
+    try:
+        return ("ok", await coro)
+    except Exception as exc:
+        return ("error", type(exc), getattr(exc, "errno", None), str(exc))
+
+
+CALLS: list[tuple[Any, ...]] = [
+    ("svc.example.com", 80, 0, S.SOCK_STREAM),
+    ("dual.example.com", 443),
+    ("dual.example.com", "https", S.AF_INET6, S.SOCK_STREAM),
+    ("alias.example.com", 80, 0, 0, 0, S.AI_CANONNAME),
+    ("v4.example.com", 80, S.AF_INET6),  # NODATA: EAI_NODATA
+    ("alias.example.com", 80, S.AF_INET6),  # CNAME, no AAAA: EAI_NONAME
+    ("missing.example.com", 80),  # NXDOMAIN: EAI_NONAME
+    ("v4.example.com", 80, S.AF_INET6, 0, 0, S.AI_V4MAPPED),
+    ("from-hosts.example", 22),
+    ("127.0.0.1", 80),
+    (None, 8080, 0, 0, 0, S.AI_PASSIVE),
+    ("::1", "no-such-service"),
+    ("svc.example.com", 80, 12345),  # EAI_FAMILY
+    ("svc.example.com", 80, 0, 0, 0, -1),  # EAI_BADFLAGS
+    (1234, 80),  # TypeError
+    ("svc.example.com", 80.0),  # OSError
+    ("a" * 64, 80),  # UnicodeError
+    ("foo bar", 80),
+]
+
+
+def _full(call: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``call`` with the defaulted int arguments spelled out (six arguments)."""
+    return call + (0,) * (6 - len(call))
+
+
+def test_same_results_and_errors_as_the_sync_drop_in(
+    config: ResolverConfig, files: dict[str, Any], dns: DNSServer
+) -> None:
+    sync = AddrInfo(Resolver(config), **files)
+    want = [_outcome(lambda call=call: sync.getaddrinfo(*call)) for call in CALLS]
+    assert {w[2] for w in want if w[0] == "error"} >= {S.EAI_NONAME, S.EAI_NODATA}
+
+    async def main() -> list[Any]:
+        async with AsyncResolver(config) as resolver:
+            addrinfo = AddrInfo(Resolver(config), async_resolver=resolver, **files)
+            got = [await _aoutcome(getaddrinfo_with(addrinfo, *_full(c))) for c in CALLS]
+            again = [await _aoutcome(getaddrinfo_with(addrinfo, *_full(c))) for c in CALLS]
+            return [got, again]
+
+    got, again = run(main())
+    for call, w, g, a in zip(CALLS, want, got, again, strict=True):
+        assert g == w, call
+        assert a == w, call
+
+
+def test_async_getaddrinfo_returns_the_dns_server_address(config: ResolverConfig) -> None:
+    async def main() -> Any:
+        async with AsyncResolver(config) as resolver:
+            rows = await safedns.async_getaddrinfo(
+                "svc.example.com", 80, type=S.SOCK_STREAM, resolver=resolver
+            )
+            return rows, resolver.stats().upstream_queries
+
+    rows, queries = run(main())
+    assert rows == [(S.AF_INET, S.SOCK_STREAM, 6, "", ("127.0.0.1", 80))]
+    assert queries == 2  # A and AAAA, once
+
+
+def test_one_query_for_a_thousand_tasks(dns: DNSServer, config: ResolverConfig) -> None:
+    dns.delay = 0.2
+
+    async def main() -> list[Any]:
+        async with AsyncResolver(config.replace(timeout=5.0)) as resolver:
+            return await asyncio.gather(
+                *(
+                    safedns.async_getaddrinfo(
+                        "v4.example.com", 80, S.AF_INET, S.SOCK_STREAM, resolver=resolver
+                    )
+                    for _ in range(1000)
+                )
+            )
+
+    results = run(main())
+    assert all(r == [(S.AF_INET, S.SOCK_STREAM, 6, "", ("192.0.2.4", 80))] for r in results)
+    assert dns.queries == [("v4.example.com.", "A")]
+
+
+@pytest.fixture
+def echo_port() -> Iterator[int]:
+    """A local asyncio TCP echo server, on its own loop in a thread."""
+    import threading
+
+    ready: concurrent.futures.Future[tuple[asyncio.AbstractEventLoop, asyncio.Event, int]] = (
+        concurrent.futures.Future()
+    )
+
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(await reader.readline())
+        await writer.drain()
+        writer.close()
+
+    async def main() -> None:
+        server = await asyncio.start_server(echo, "127.0.0.1", 0)
+        stopping = asyncio.Event()
+        port = server.sockets[0].getsockname()[1]
+        ready.set_result((asyncio.get_running_loop(), stopping, port))
+        await stopping.wait()
+        server.close()
+        await server.wait_closed()
+
+    thread = threading.Thread(target=asyncio.run, args=(main(),))
+    thread.start()
+    loop, stopping, port = ready.result(timeout=10)
+    try:
+        yield port
+    finally:
+        loop.call_soon_threadsafe(stopping.set)
+        thread.join(timeout=10)
+    assert not thread.is_alive()
+
+
+async def _echo(host: str, port: int, text: bytes) -> bytes:
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(text + b"\n")
+    await writer.drain()
+    line = await reader.readline()
+    writer.close()
+    await writer.wait_closed()
+    return line.strip()
+
+
+def test_patched_open_connection_needs_no_executor(
+    dns: DNSServer, config: ResolverConfig, files: dict[str, Any], echo_port: int
+) -> None:
+    executor = RefusingExecutor()
+    # The stdlib loop hops to the executor (and machine DNS) for a name: refused here.
+    with pytest.raises(RuntimeError, match="refuses"):
+        run(_echo("svc.example.com", echo_port, b"x"), executor)
+    assert executor.refused == 1
+    before_patch = asyncio.new_event_loop()  # a loop made before patch() is covered too
+    before_patch.set_default_executor(executor)
+    resolver = Resolver(config)
+    addrinfo = AddrInfo(resolver, **files)
+    previous = set_default(addrinfo)
+    try:
+        with safedns.patched(resolver):
+
+            async def main() -> list[bytes]:
+                lines = [await _echo("svc.example.com", echo_port, b"hello")]
+                asked = len(dns.queries)
+                for i in range(20):
+                    lines.append(await _echo("svc.example.com", echo_port, b"%d" % i))
+                assert len(dns.queries) == asked  # repeated opens: no query
+                return lines
+
+            lines = before_patch.run_until_complete(main())
+            assert lines == [b"hello"] + [b"%d" % i for i in range(20)]
+            assert run(_echo("svc.example.com", echo_port, b"again"), executor) == b"again"
+            assert sorted(set(dns.queries)) == [
+                ("svc.example.com.", "A"),
+                ("svc.example.com.", "AAAA"),
+            ]
+        assert asyncio.base_events.BaseEventLoop.getaddrinfo is LOOP_GETADDRINFO
+    finally:
+        set_default(previous)
+        before_patch.close()
+    assert executor.refused == 1
+
+
+def test_the_loop_shares_the_sync_cache(
+    dns: DNSServer, config: ResolverConfig, echo_port: int
+) -> None:
+    resolver = Resolver(config)
+    safedns.patch(resolver)
+    try:
+        assert socket.getaddrinfo("svc.example.com", echo_port)[0][4][0] == "127.0.0.1"
+        asked = len(dns.queries)
+        assert run(_echo("svc.example.com", echo_port, b"shared")) == b"shared"
+        assert len(dns.queries) == asked
+    finally:
+        safedns.unpatch()
+    assert asyncio.base_events.BaseEventLoop.getaddrinfo is LOOP_GETADDRINFO
+    assert socket.getaddrinfo is ORIGINALS[0]
+
+
+def test_patched_nests_and_restores_the_loop(config: ResolverConfig) -> None:
+    with Resolver(config) as one, Resolver(config) as two:
+        with safedns.patched(one) as first:
+            outer = asyncio.base_events.BaseEventLoop.getaddrinfo
+            assert outer.__safedns_addrinfo__ is first  # type: ignore[attr-defined]
+            with safedns.patched(two) as second:
+                inner = asyncio.base_events.BaseEventLoop.getaddrinfo
+                assert inner.__safedns_addrinfo__ is second  # type: ignore[attr-defined]
+            assert asyncio.base_events.BaseEventLoop.getaddrinfo is outer
+        assert asyncio.base_events.BaseEventLoop.getaddrinfo is LOOP_GETADDRINFO
+
+
+ASYNC_CHILD = textwrap.dedent(
+    """\
+    import asyncio, concurrent.futures, sys
+
+    class Refusing(concurrent.futures.ThreadPoolExecutor):
+        def submit(self, *args, **kwargs):
+            raise RuntimeError("no executor")
+
+    async def main(port):
+        asyncio.get_running_loop().set_default_executor(Refusing())
+        reader, writer = await asyncio.open_connection("svc.example.com", port)
+        writer.write(b"from-child\\n")
+        await writer.drain()
+        print((await reader.readline()).decode().strip())
+        writer.close()
+
+    asyncio.run(main(int(sys.argv[1])))
+    """
+)
+
+
+def test_safedns_run_covers_asyncio_programs(
+    dns: DNSServer, echo_port: int, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("SAFEDNS_NAMESERVERS", dns.nameserver)
+    monkeypatch.setenv("SAFEDNS_SEARCH", "")
+    script = tmp_path / "child.py"
+    script.write_text(ASYNC_CHILD)
+    out = tmp_path / "out.txt"
+    with out.open("w") as f:
+        status = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "safedns",
+                "run",
+                "--",
+                sys.executable,
+                str(script),
+                str(echo_port),
+            ],
+            stdout=f,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    assert status.returncode == 0, status.stderr
+    assert out.read_text().strip() == "from-child"
+
+
+def test_patch_covers_uvloop(dns: DNSServer, config: ResolverConfig, echo_port: int) -> None:
+    """uvloop's create_connection resolves in libuv, not through loop.getaddrinfo: both
+    are covered while patched, and restored after (a name only DNSServer knows)."""
+    uvloop = pytest.importorskip("uvloop")  # in the test extra; absent on PyPy/Windows
+    assert "getaddrinfo" not in uvloop.Loop.__dict__
+    with safedns.patched(Resolver(config)):
+
+        async def main() -> list[bytes]:
+            loop = asyncio.get_running_loop()
+            assert isinstance(loop, uvloop.Loop)
+            rows = await loop.getaddrinfo("svc.example.com", echo_port, type=S.SOCK_STREAM)
+            assert rows[0][4] == ("127.0.0.1", echo_port)
+            lines = [await _echo("svc.example.com", echo_port, b"uv")]
+            asked = len(dns.queries)
+            lines.append(await _echo("svc.example.com", echo_port, b"again"))
+            assert len(dns.queries) == asked
+            return lines
+
+        loop = uvloop.new_event_loop()
+        try:
+            assert loop.run_until_complete(main()) == [b"uv", b"again"]
+        finally:
+            loop.close()
+    assert "getaddrinfo" not in uvloop.Loop.__dict__
+    assert "create_connection" not in uvloop.Loop.__dict__
