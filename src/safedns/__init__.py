@@ -16,6 +16,7 @@ from safedns._patch import is_patched, patch, patched, unpatch
 from safedns._planning import plan
 from safedns._records import Answer
 from safedns._resolver import Resolver
+from safedns._retry import RetryBudget, RetryPolicy
 from safedns._stats import Stats
 
 __version__ = "0.1.0"
@@ -29,6 +30,8 @@ __all__ = [
     "ResolveError",
     "Resolver",
     "ResolverConfig",
+    "RetryBudget",
+    "RetryPolicy",
     "ServerHealth",
     "Stats",
     "TemporaryFailure",

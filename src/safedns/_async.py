@@ -21,7 +21,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from safedns._cache import Entry
 from safedns._config import ResolverConfig
 from safedns._core import Ask, Core, Key, Outcome, Walk, family_types, rdtype_text
-from safedns._records import Answer
+from safedns._records import Answer, reverse_name
 from safedns._resolver import Resolver
 from safedns._singleflight import AsyncFlight, Flights
 from safedns._stats import Stats
@@ -39,7 +39,9 @@ class AsyncResolver:
     """A caching stub resolver for asyncio.
 
     ``AsyncResolver(config)`` has its own cache; ``AsyncResolver(resolver=r)``
-    shares the cache, counters and budget of the sync resolver ``r``.
+    shares the cache, counters, budget, config and clock of the sync
+    resolver ``r`` (so giving ``config`` or ``clock`` with it is a
+    ``TypeError``).
     Use ``async with`` or ``await aclose()`` to stop background refreshes.
     """
 
@@ -48,17 +50,23 @@ class AsyncResolver:
         config: ResolverConfig | None = None,
         *,
         resolver: Resolver | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] | None = None,
         on_query: QueryObserver | None = None,
     ) -> None:
         if resolver is not None:
+            ignored = [n for n, v in (("config", config), ("clock", clock)) if v is not None]
+            if ignored:
+                raise TypeError(
+                    f"AsyncResolver(resolver=...) shares that resolver's config and clock:"
+                    f" {' and '.join(ignored)} would be ignored, give them to the Resolver"
+                )
             self._core: Core = resolver._core
             self.config = resolver.config
             self._clock = resolver._clock
         else:
             self.config = config if config is not None else ResolverConfig.from_system()
-            self._clock = clock
-            self._core = Core(self.config, clock)
+            self._clock = clock if clock is not None else time.monotonic
+            self._core = Core(self.config, self._clock)
         self._owns_core = resolver is None
         self._on_query = on_query
         self._init_runtime()
@@ -92,39 +100,75 @@ class AsyncResolver:
 
     # -- public API ---------------------------------------------------------
 
-    async def resolve(self, name: str | bytes, rdtype: str = "A") -> Answer:
-        """Resolve ``name`` for one type; see ``Resolver.resolve``."""
+    async def resolve(
+        self,
+        name: str | bytes,
+        rdtype: str | int = "A",
+        *,
+        search: bool = True,
+        timeout: float | None = None,
+    ) -> Answer:
+        """Resolve ``name`` for one type; see ``Resolver.resolve`` (``search``,
+        ``timeout`` and the record types are the same)."""
+        if not search or timeout is not None:
+            name, timeout = self._core.call_options(name, search, timeout)
         answer = self._core.hit(name, rdtype)
         if answer is not None:
             return answer
-        self._core.counters.lookups.inc()
         text = rdtype_text(rdtype)
+        if text != rdtype and (answer := self._core.hit(name, text)) is not None:
+            return answer  # asked as "mx" or 15: memoised as "MX"
+        self._core.counters.lookups.inc()
         special = self._core.special_answers(name, (text,))
         if special is not None:
             return special[0]
-        return self._core.remember(name, rdtype, await self._walk(name, (text,)))
+        return self._core.remember(name, text, await self._walk(name, (text,), timeout))
+
+    async def resolve_address(self, address: object, *, timeout: float | None = None) -> Answer:
+        """The reverse (PTR) lookup of an address; see ``Resolver.resolve_address``."""
+        return await self.resolve(reverse_name(address), "PTR", search=False, timeout=timeout)
 
     async def resolve_addresses(
-        self, name: str | bytes, family: int = socket.AF_UNSPEC
+        self,
+        name: str | bytes,
+        family: int = socket.AF_UNSPEC,
+        *,
+        search: bool = True,
+        timeout: float | None = None,
     ) -> list[str]:
-        """A and AAAA asked together (``AF_UNSPEC``), or one family. IPv4 first."""
+        """A and AAAA asked together (``AF_UNSPEC``), or one family. IPv4 first.
+        ``search`` and ``timeout`` as for ``resolve``."""
+        if not search or timeout is not None:
+            name, timeout = self._core.call_options(name, search, timeout)
         memo = self._core.address_hit(name, family)
         if memo is not None:
             return memo.addresses
-        answers = await self._lookup_addresses(name, family)
+        answers = await self._lookup_addresses(name, family, timeout=timeout)
         return [a for answer in answers for a in answer.addresses]
 
     async def lookup_addresses(
-        self, name: str | bytes, family: int = socket.AF_UNSPEC
+        self,
+        name: str | bytes,
+        family: int = socket.AF_UNSPEC,
+        *,
+        search: bool = True,
+        timeout: float | None = None,
     ) -> list[Answer]:
         """See ``Resolver.lookup_addresses`` (DNS only: no RFC 6761 names)."""
+        if not search or timeout is not None:
+            name, timeout = self._core.call_options(name, search, timeout)
         memo = self._core.address_hit(name, family)
         if memo is not None:
             return list(memo.answers)
-        return await self._lookup_addresses(name, family, local=False)
+        return await self._lookup_addresses(name, family, local=False, timeout=timeout)
 
     async def _lookup_addresses(
-        self, name: str | bytes, family: int, *, local: bool = True
+        self,
+        name: str | bytes,
+        family: int,
+        *,
+        local: bool = True,
+        timeout: float | None = None,
     ) -> list[Answer]:
         rdtypes = family_types(family)
         self._core.counters.lookups.inc()
@@ -135,7 +179,9 @@ class AsyncResolver:
             special = self._core.special_answers(name, rdtypes)
             if special is not None:
                 return special
-        return self._core.remember_addresses(name, family, await self._walk(name, rdtypes))
+        return self._core.remember_addresses(
+            name, family, await self._walk(name, rdtypes, timeout)
+        )
 
     def stats(self) -> Stats:
         return self._core.stats()
@@ -168,9 +214,11 @@ class AsyncResolver:
 
     # -- I/O -------------------------------------------------------------------
 
-    async def _walk(self, name: str | bytes, rdtypes: Sequence[str]) -> Walk:
+    async def _walk(
+        self, name: str | bytes, rdtypes: Sequence[str], timeout: float | None = None
+    ) -> Walk:
         """Run the core's walk: it decides, this shell answers its asks."""
-        steps = self._core.walk(name, rdtypes, time.monotonic())
+        steps = self._core.walk(name, rdtypes, time.monotonic(), timeout)
         ask = next(steps)
         while True:
             outcomes = await self._ask(ask)
@@ -202,8 +250,9 @@ class AsyncResolver:
                 pass
             elif lead.background and not self._closed:
                 # Stale data is on hand: serve it after the client response
-                # timer and let the query finish in the background (RFC 8767).
-                task = self._spawn(self._exchange(lead.send, flights, 1, lead.delay))
+                # timer and let the query finish in the background (RFC 8767);
+                # or the caller's timeout may run out first.
+                task = self._spawn(self._exchange(lead.send, flights, lead.attempts, lead.delay))
                 timeout = max(0.0, lead.wait_until - time.monotonic())
                 await asyncio.wait({task}, timeout=timeout)
             else:

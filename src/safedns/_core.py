@@ -42,8 +42,16 @@ from safedns._config import ResolverConfig
 from safedns._exceptions import NameNotFound, TemporaryFailure
 from safedns._health import HealthLog
 from safedns._metrics import UpstreamMetrics
-from safedns._planning import encode_name, plan
-from safedns._records import Answer, Negative, Positive, Result, UpstreamFailure, interpret
+from safedns._planning import absolute_name, encode_name, plan
+from safedns._records import (
+    Answer,
+    Negative,
+    Positive,
+    Result,
+    UpstreamFailure,
+    interpret,
+    rdtype_text,
+)
 from safedns._singleflight import Flight, Flights
 from safedns._stats import Counters, Stats
 
@@ -57,6 +65,7 @@ __all__ = [
     "Lead",
     "Outcome",
     "Walk",
+    "call_timeout",
     "rdtype_text",
 ]
 
@@ -88,24 +97,16 @@ class Got:
 
 Outcome = Got | UpstreamFailure
 
-_RDTYPES: dict[str, str] = {}
 
-
-def rdtype_text(rdtype: str) -> str:
-    """The canonical text of a record type (``"aaaa"`` → ``"AAAA"``)."""
-    try:
-        return _RDTYPES[rdtype]
-    except (KeyError, TypeError):
-        pass
-    if not isinstance(rdtype, str):
-        raise TypeError(f"rdtype must be a str such as 'A', not {type(rdtype).__name__}")
-    try:
-        text = dns.rdatatype.to_text(dns.rdatatype.from_text(rdtype))
-    except dns.rdatatype.UnknownRdatatype:
-        raise ValueError(f"unknown record type {rdtype!r}") from None
-    if len(_RDTYPES) < 256:
-        _RDTYPES[rdtype] = text
-    return text
+def call_timeout(timeout: object) -> float:
+    """A caller's ``timeout=`` as seconds: a positive, finite real number
+    (TypeError for anything else, a bool included; ValueError when not > 0)."""
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be a number of seconds, not {type(timeout).__name__}")
+    seconds = float(timeout)
+    if not 0 < seconds < math.inf:
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    return seconds
 
 
 def family_types(family: int) -> tuple[str, ...]:
@@ -151,6 +152,9 @@ class Ask:
     questions: list[Key]
     stale_deadline: float
     deadline: float
+    #: True when the caller gave a timeout: the lookup ends at ``deadline``
+    #: even while a query it leads is still under way.
+    bounded: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,12 +162,15 @@ class Lead(Generic[F]):
     """What a shell does with the flights it leads: ``send`` them (after
     ``delay``, the wait for reserved budget tokens), either waiting for the
     answers, or, when ``background``, in the background while it waits only
-    until ``wait_until`` (real time) before serving stale data."""
+    until ``wait_until`` (real time) before serving stale data, or before
+    its own timeout runs out. ``attempts``: the rounds over the nameservers
+    (None: the config's)."""
 
     send: list[tuple[Key, F]]
     delay: float
     background: bool
     wait_until: float
+    attempts: int | None = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +202,7 @@ class Core:
         self.upstream_metrics = UpstreamMetrics(clock)
         #: Finished answers by the caller's own (name, type), each valid until
         #: its ``_refresh_at``: a hit is a dict lookup and a clock read.
-        self.memo: dict[tuple[object, str], Answer] = {}
+        self.memo: dict[tuple[object, object], Answer] = {}
         #: The same for address lookups, by (name, family).
         self.address_memo: dict[tuple[object, int], AddressMemo] = {}
         self.reset_runtime()
@@ -236,8 +243,10 @@ class Core:
         expires = now + self.config.stale_answer_ttl
         return Got(entry.result, expires, expires, True, True)
 
-    def hit(self, name: object, rdtype: str) -> Answer | None:
-        """The memoised answer for ``resolve(name, rdtype)``, if still good."""
+    def hit(self, name: object, rdtype: object) -> Answer | None:
+        """The memoised answer for ``resolve(name, rdtype)``, if still good
+        (memoised under the type's canonical text only, so that a bool,
+        equal to 1, never finds the answer for ``A``)."""
         try:
             answer = self.memo.get((name, rdtype))
         except TypeError:  # unhashable: the slow path raises the right error
@@ -282,6 +291,19 @@ class Core:
         text = str(address)
         expires = self.clock() + self.config.max_ttl
         return [Answer(text, rdtype, (text,), text, expires, self.clock, from_cache=True)]
+
+    @staticmethod
+    def call_options(
+        name: str | bytes, search: bool, timeout: object
+    ) -> tuple[str | bytes, float | None]:
+        """A call's ``name`` and ``timeout`` once its options are applied:
+        with ``search=False`` the name as an absolute name (so it is asked
+        as given, and cached apart from the searched lookup; an IP address
+        stays as it is), the timeout checked (``call_timeout``)."""
+        seconds = None if timeout is None else call_timeout(timeout)
+        if not search and not _is_address(name):
+            name = absolute_name(name)
+        return name, seconds
 
     def cached_copy(self, answer: Answer, refresh_at: float) -> Answer:
         """``answer`` as later hits see it: from the cache, valid until ``refresh_at``."""
@@ -453,11 +475,18 @@ class Core:
         waits = [self.budget_wait(batch.stale[i], remaining) for i, _ in batch.led]
         send, delay = self.admit(flights, led, self.clock(), waits)
         timeout = self.config.stale_response_timeout
-        background = timeout > 0 and any(batch.stale[i] is not None for i, _ in batch.led)
-        if background and send:
-            for _ in send:
+        if timeout > 0 and any(batch.stale[i] is not None for i, _ in batch.led):
+            wait_until = min(mono + timeout, ask.stale_deadline)
+            if ask.bounded:
+                wait_until = min(wait_until, ask.deadline)
+            for _ in send:  # a refresh of stale data (RFC 8767), in the background
                 self.counters.refreshes.inc()
-        return Lead(send, delay, background, min(mono + timeout, ask.stale_deadline))
+            return Lead(send, delay, True, wait_until)
+        # A caller's timeout that may run out before the exchange is over: the
+        # query goes on in the background (for the flight's other callers and
+        # the cache) while this caller waits only until its deadline.
+        cut = ask.bounded and ask.deadline < mono + delay + self.max_wait()
+        return Lead(send, delay, cut, ask.deadline, None)
 
     def follow_timeout(
         self, flight: Flight[Any], stale: Entry | None, ask: Ask, mono: float
@@ -466,9 +495,10 @@ class Core:
         with stale data on hand, until the client response timer, which runs
         from when the query went out; else as long as an exchange can take."""
         timeout = self.config.stale_response_timeout
+        cap = ask.deadline - mono if ask.bounded else math.inf  # the caller's timeout
         if stale is not None and timeout > 0:
-            return max(0.0, min(flight.started + timeout, ask.stale_deadline) - mono)
-        return self.max_wait()
+            return max(0.0, min(flight.started + timeout - mono, ask.stale_deadline - mono, cap))
+        return max(0.0, min(self.max_wait(), cap))
 
     def land(
         self,
@@ -554,7 +584,7 @@ class Core:
             failure = UpstreamFailure(f"internal error: {error!r}")
             failure.__cause__ = error
             return failure
-        return UpstreamFailure("timed out waiting for another lookup of the same name")
+        return UpstreamFailure("timed out")
 
     def max_wait(self) -> float:
         """The longest a follower waits for a leader's exchange."""
@@ -565,12 +595,18 @@ class Core:
     # -- the walk --------------------------------------------------------------
 
     def walk(
-        self, name: str | bytes, rdtypes: Sequence[str], started: float
+        self,
+        name: str | bytes,
+        rdtypes: Sequence[str],
+        started: float,
+        timeout: float | None = None,
     ) -> Generator[Ask, list[Outcome], Walk]:
         """The search-list walk of one lookup, as a generator: it yields an
         ``Ask`` per candidate, takes that candidate's outcomes, and returns
         the finished ``Walk`` (or raises ``NameNotFound`` /
-        ``TemporaryFailure``). ``started``: real time at the start.
+        ``TemporaryFailure``). ``started``: real time at the start;
+        ``timeout``: the caller's bound on the whole lookup (seconds, checked
+        by ``call_timeout``), instead of the longest its questions may take.
 
         >>> steps = core.walk("my-svc", ("A",), time.monotonic())  # doctest: +SKIP
         >>> ask = next(steps)
@@ -578,9 +614,10 @@ class Core:
         """
         walk = Walk(name, rdtypes, self.config)
         stale_deadline = started + self.config.stale_response_timeout
-        deadline = started + self.lifetime()
+        bounded = timeout is not None
+        deadline = started + (timeout if timeout is not None else self.lifetime())
         while (questions := walk.next()) is not None:
-            outcomes = yield Ask(questions, stale_deadline, deadline)
+            outcomes = yield Ask(questions, stale_deadline, deadline, bounded)
             if walk.feed(outcomes, self.clock()):
                 return walk
         raise walk.fail()
@@ -622,6 +659,18 @@ class Core:
             upstream_latency_seconds=upstream.latency,
             server_health=upstream.servers,
         )
+
+
+def _is_address(name: object) -> bool:
+    if isinstance(name, bytes):
+        name = name.decode("ascii", "replace")
+    if not isinstance(name, str):
+        return False
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
 
 
 def _bounded_put(table: dict[Any, Any], key: object, value: object, limit: int) -> None:

@@ -34,6 +34,7 @@ from safedns._exceptions import InvalidName
 
 __all__ = [
     "DEFAULT_EXTERNAL_TLDS",
+    "absolute_name",
     "cluster_domain_of",
     "encode_name",
     "iana_tld_version",
@@ -160,6 +161,13 @@ def encode_name(name: str | bytes) -> str:
     if _VALID_NAME.fullmatch(text) and len(text) - text.endswith(".") <= _MAX_NAME:
         return text
     raise _invalid(name, text)
+
+
+def absolute_name(name: str | bytes) -> str:
+    """``name`` as exactly that name, never searched: encoded as
+    ``encode_name`` does, with a trailing dot (``"my-svc"`` → ``"my-svc."``)."""
+    text = encode_name(name)
+    return text if text.endswith(".") else text + "."
 
 
 # ------------------------------------------------------------------ planning

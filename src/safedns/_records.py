@@ -3,20 +3,27 @@
 Pure: no sockets, no clock. ``interpret`` turns a dnspython response into a
 ``Positive`` or ``Negative`` result (or raises ``UpstreamFailure``); the cache
 stores those results; ``Answer`` is what ``Resolver.resolve`` returns.
+``rdtype_text`` and ``reverse_name`` check what a caller asks for.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any, NoReturn, overload
 
 import dns.message
 import dns.name
 import dns.rcode
+import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
+import dns.reversename
 import dns.rrset
+
+from safedns._exceptions import InvalidName
 
 __all__ = [
     "Answer",
@@ -25,9 +32,77 @@ __all__ = [
     "Result",
     "UpstreamFailure",
     "interpret",
+    "rdtype_text",
+    "reverse_name",
 ]
 
 MAX_CNAME_HOPS = 16
+
+
+_RDTYPES: dict[str, str] = {}
+_RDTYPE_NUMBERS: dict[int, str] = {}
+
+
+def rdtype_text(rdtype: object) -> str:
+    """The canonical text of a record type, the cache's key for it: ``"MX"``
+    for ``"MX"``, ``"mx"``, ``dns.rdatatype.MX`` or ``15``.
+
+    Raises ``TypeError`` for anything but a str or an int (a bool is not a
+    record type), ``ValueError`` for an unknown type name, a number outside
+    1..65535, or a meta type (``ANY``, ``AXFR``, ``IXFR``, ``OPT``, ``TSIG``...),
+    which a stub resolver does not ask for (dnspython refuses them too).
+    """
+    if type(rdtype) is str:
+        try:
+            return _RDTYPES[rdtype]
+        except KeyError:
+            pass
+        try:
+            value = dns.rdatatype.from_text(rdtype)
+        except (dns.rdatatype.UnknownRdatatype, ValueError):
+            raise ValueError(f"unknown record type {rdtype!r}") from None
+    elif isinstance(rdtype, int) and not isinstance(rdtype, bool):
+        known = _RDTYPE_NUMBERS.get(int(rdtype))
+        if known is not None:
+            return known
+        if not 0 < rdtype <= 65535:
+            raise ValueError(f"record type {rdtype!r} is outside 1..65535")
+        value = dns.rdatatype.RdataType.make(int(rdtype))
+    else:
+        raise TypeError(
+            "rdtype must be a str such as 'MX', a dns.rdatatype value or an int such as 15,"
+            f" not {type(rdtype).__name__}"
+        )
+    if dns.rdatatype.is_metatype(value) or value == 0:
+        raise ValueError(f"{dns.rdatatype.to_text(value)} is not a record type to resolve")
+    text = dns.rdatatype.to_text(value)
+    if isinstance(rdtype, str):
+        if len(_RDTYPES) < 256:
+            _RDTYPES[rdtype] = text
+    elif len(_RDTYPE_NUMBERS) < 256:
+        _RDTYPE_NUMBERS[int(rdtype)] = text
+    return text
+
+
+def reverse_name(address: object) -> str:
+    """The PTR name of an IPv4 or IPv6 address (str, bytes or an
+    ``ipaddress`` object), absolute: ``"192.0.2.10"`` →
+    ``"10.2.0.192.in-addr.arpa."``. An IPv6 scope (``%eth0``) is dropped.
+    Raises ``InvalidName`` (a ``ValueError``) when ``address`` is not one."""
+    if isinstance(address, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
+        ip: ipaddress.IPv4Address | ipaddress.IPv6Address = address
+    elif isinstance(address, (str, bytes)):
+        text = address.decode("ascii", "replace") if isinstance(address, bytes) else address
+        try:
+            ip = ipaddress.ip_address(text.partition("%")[0])
+        except ValueError:
+            raise InvalidName(address, "not an IPv4 or IPv6 address") from None
+    else:
+        raise TypeError(
+            f"address must be str, bytes or an ipaddress, not {type(address).__name__}"
+        )
+    bare = ip if ip.version == 4 else ipaddress.IPv6Address(int(ip))
+    return str(dns.reversename.from_address(str(bare)).to_text())
 
 
 class UpstreamFailure(Exception):
@@ -134,24 +209,38 @@ def _soa_ttl(response: dns.message.Message) -> float | None:
 
 
 class Answer:
-    """The answer to one lookup. Immutable; a cache hit may hand out the same
-    object again.
+    """The answer to one lookup. Immutable (setting or deleting an attribute
+    raises ``AttributeError``); a cache hit may hand out the same object again.
 
     - ``name``: the absolute name (trailing dot) that answered, after the
       search list; ``canonical_name``: where its CNAME chain ended.
     - ``aliases``: the owners of the CNAME chain from ``name`` to
       ``canonical_name`` (``name`` first; empty when no CNAME was followed).
-    - ``rdtype``: the type asked for, e.g. ``"A"``.
+    - ``rdtype``: the type asked for, as canonical text, e.g. ``"MX"``
+      (whether it was asked as ``"mx"``, ``dns.rdatatype.MX`` or ``15``).
+    - Iterating gives the records as dnspython rdata objects, as
+      ``dns.resolver.Answer`` does: ``.address`` for A/AAAA,
+      ``.preference``/``.exchange`` for MX,
+      ``.priority``/``.weight``/``.port``/``.target`` for SRV, ``.strings``
+      for TXT, ``.target`` for PTR and CNAME. ``len()`` and indexing work
+      likewise. An answer always holds at least one record (no data is a
+      ``NameNotFound``), so it is always true: unlike dnspython's, an
+      ``Answer`` is never falsy.
     - ``addresses``: the addresses (A/AAAA), a new list on each access;
-      ``records``: every record's data as text, whatever the type.
+      ``records``: every record's data as text (zone-file syntax, absolute
+      names with a trailing dot), whatever the type: for PTR, the host names.
     - ``ttl``: whole seconds left before the answer expires (counts down).
     - ``from_cache``: answered without asking upstream; ``stale``: served
       after its TTL ran out because upstream failed (RFC 8767).
+
+    The cache keeps each record as text; the rdata objects are parsed from it
+    the first time an answer is iterated (or indexed) and kept on that answer.
     """
 
     __slots__ = (
         "_clock",
         "_expires",
+        "_rdata",
         "_records",
         "_refresh_at",
         "aliases",
@@ -161,6 +250,18 @@ class Answer:
         "rdtype",
         "stale",
     )
+
+    name: str
+    rdtype: str
+    canonical_name: str
+    aliases: tuple[str, ...]
+    from_cache: bool
+    stale: bool
+    _records: tuple[str, ...]
+    _expires: float
+    _refresh_at: float
+    _clock: Callable[[], float]
+    _rdata: tuple[dns.rdata.Rdata, ...] | None
 
     def __init__(
         self,
@@ -176,18 +277,31 @@ class Answer:
         refresh_at: float | None = None,
         aliases: tuple[str, ...] = (),
     ) -> None:
-        self.name = name
-        self.aliases = aliases
-        self.rdtype = rdtype
-        self._records = records
-        self.canonical_name = canonical_name
-        self._expires = expires
+        init = _INIT
+        init(self, "name", name)
+        init(self, "rdtype", rdtype)
+        init(self, "_records", records)
+        init(self, "canonical_name", canonical_name)
+        init(self, "_expires", expires)
+        init(self, "aliases", aliases)
         #: Until when a resolver may hand this object out again without asking
         #: its cache (the refresh-ahead point, or earlier).
-        self._refresh_at = expires if refresh_at is None else refresh_at
-        self._clock = clock
-        self.from_cache = from_cache
-        self.stale = stale
+        init(self, "_refresh_at", expires if refresh_at is None else refresh_at)
+        init(self, "_clock", clock)
+        init(self, "from_cache", from_cache)
+        init(self, "stale", stale)
+        init(self, "_rdata", None)
+
+    def __setattr__(self, name: str, value: object) -> NoReturn:
+        raise AttributeError(f"Answer is immutable: cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> NoReturn:
+        raise AttributeError(f"Answer is immutable: cannot delete {name!r}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        args = (self.name, self.rdtype, self._records, self.canonical_name, self._expires)
+        flags = (self.from_cache, self.stale, self._refresh_at, self.aliases)
+        return (_rebuild, (*args, self._clock, *flags))
 
     @property
     def addresses(self) -> list[str]:
@@ -215,6 +329,70 @@ class Answer:
         another family of the same lookup failed (``failure_recheck``)."""
         return self._refresh_at
 
+    def rdata(self) -> tuple[dns.rdata.Rdata, ...]:
+        """The records as dnspython rdata objects (what iteration yields)."""
+        rdata = self._rdata
+        if rdata is None:
+            rdata = parse_records(self.rdtype, self._records)
+            _INIT(self, "_rdata", rdata)
+        return rdata
+
+    def __iter__(self) -> Iterator[dns.rdata.Rdata]:
+        return iter(self.rdata())
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __bool__(self) -> bool:
+        return True
+
+    @overload
+    def __getitem__(self, index: int) -> dns.rdata.Rdata: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[dns.rdata.Rdata, ...]: ...
+    def __getitem__(self, index: int | slice) -> dns.rdata.Rdata | tuple[dns.rdata.Rdata, ...]:
+        return self.rdata()[index]
+
     def __repr__(self) -> str:
         flags = " stale" if self.stale else (" cached" if self.from_cache else "")
         return f"<Answer {self.name} {self.rdtype} {list(self._records)} ttl={self.ttl}{flags}>"
+
+
+#: Sets a slot of an ``Answer`` past its ``__setattr__`` guard.
+_INIT = object.__setattr__
+
+
+def _rebuild(
+    name: str,
+    rdtype: str,
+    records: tuple[str, ...],
+    canonical_name: str,
+    expires: float,
+    clock: Callable[[], float],
+    from_cache: bool,
+    stale: bool,
+    refresh_at: float,
+    aliases: tuple[str, ...] = (),
+) -> Answer:
+    return Answer(
+        name,
+        rdtype,
+        records,
+        canonical_name,
+        expires,
+        clock,
+        from_cache=from_cache,
+        stale=stale,
+        refresh_at=refresh_at,
+        aliases=aliases,
+    )
+
+
+def parse_records(rdtype: str, records: tuple[str, ...]) -> tuple[dns.rdata.Rdata, ...]:
+    """Records kept as text (``rdata.to_text()``, absolute names) back as
+    dnspython rdata objects: the text form is dnspython's own, and it reads
+    it back to equal objects."""
+    value = dns.rdatatype.from_text(rdtype)
+    return tuple(
+        dns.rdata.from_text(dns.rdataclass.IN, value, text, relativize=False) for text in records
+    )

@@ -18,8 +18,16 @@ from concurrent.futures import ThreadPoolExecutor
 
 from safedns._cache import Entry
 from safedns._config import ResolverConfig
-from safedns._core import Ask, Core, Key, Outcome, Walk, family_types, rdtype_text
-from safedns._records import Answer, UpstreamFailure
+from safedns._core import (
+    Ask,
+    Core,
+    Key,
+    Outcome,
+    Walk,
+    family_types,
+    rdtype_text,
+)
+from safedns._records import Answer, UpstreamFailure, reverse_name
 from safedns._singleflight import Flights, ThreadFlight
 from safedns._stats import Stats
 from safedns._upstream import QueryObserver, Upstream
@@ -71,43 +79,96 @@ class Resolver:
 
     # -- public API ---------------------------------------------------------
 
-    def resolve(self, name: str | bytes, rdtype: str = "A") -> Answer:
-        """Resolve ``name`` (walking the search list as planned) for one type.
+    def resolve(
+        self,
+        name: str | bytes,
+        rdtype: str | int = "A",
+        *,
+        search: bool = True,
+        timeout: float | None = None,
+    ) -> Answer:
+        """Resolve ``name`` (walking the search list as planned) for one type:
+        ``"MX"``, ``"mx"``, ``dns.rdatatype.MX`` or ``15``. Iterate the answer
+        for dnspython rdata objects.
+
+        ``search=False`` asks only ``name`` itself, as an absolute name (one
+        query per type). ``timeout`` bounds this call in seconds, everything
+        included (waiting for another caller's query of the same name, or
+        for the query budget); when it runs out the call raises
+        ``TemporaryFailure`` while the query, if already sent, finishes in
+        the background for the cache. A cache hit ignores it.
 
         Raises ``NameNotFound``, ``TemporaryFailure`` or ``InvalidName``.
         """
+        if not search or timeout is not None:
+            name, timeout = self._core.call_options(name, search, timeout)
         answer = self._core.hit(name, rdtype)
         if answer is not None:
             return answer
-        self._core.counters.lookups.inc()
         text = rdtype_text(rdtype)
+        if text != rdtype and (answer := self._core.hit(name, text)) is not None:
+            return answer  # asked as "mx" or 15: memoised as "MX"
+        self._core.counters.lookups.inc()
         special = self._core.special_answers(name, (text,))
         if special is not None:
             return special[0]
-        return self._core.remember(name, rdtype, self._walk(name, (text,)))
+        return self._core.remember(name, text, self._walk(name, (text,), timeout))
 
-    def resolve_addresses(self, name: str | bytes, family: int = socket.AF_UNSPEC) -> list[str]:
+    def resolve_address(self, address: object, *, timeout: float | None = None) -> Answer:
+        """The reverse (PTR) lookup of an IPv4 or IPv6 address: the answer for
+        ``10.2.0.192.in-addr.arpa.`` (no search list), cached like any
+        other; ``records`` holds the host names as text (trailing dot),
+        iteration their PTR rdata (``.target``). Raises ``InvalidName`` (a
+        ``ValueError``) for anything but an address."""
+        return self.resolve(reverse_name(address), "PTR", search=False, timeout=timeout)
+
+    def resolve_addresses(
+        self,
+        name: str | bytes,
+        family: int = socket.AF_UNSPEC,
+        *,
+        search: bool = True,
+        timeout: float | None = None,
+    ) -> list[str]:
         """The addresses of ``name``: A and AAAA asked together (``AF_UNSPEC``),
-        or one family. IPv4 first."""
+        or one family. IPv4 first. ``search`` and ``timeout`` as for
+        ``resolve`` (an IP address given as the name answers itself)."""
+        if not search or timeout is not None:
+            name, timeout = self._core.call_options(name, search, timeout)
         memo = self._core.address_hit(name, family)
         if memo is not None:
             return memo.addresses
-        return [a for answer in self._lookup_addresses(name, family) for a in answer.addresses]
+        answers = self._lookup_addresses(name, family, timeout=timeout)
+        return [a for answer in answers for a in answer.addresses]
 
-    def lookup_addresses(self, name: str | bytes, family: int = socket.AF_UNSPEC) -> list[Answer]:
+    def lookup_addresses(
+        self,
+        name: str | bytes,
+        family: int = socket.AF_UNSPEC,
+        *,
+        search: bool = True,
+        timeout: float | None = None,
+    ) -> list[Answer]:
         """Like ``resolve_addresses`` but returns the ``Answer`` of each type that
         had data (A before AAAA), all for the same candidate name.
 
         This is DNS only, as glibc's DNS backend sees it (the drop-in
         ``getaddrinfo`` uses it, and leaves ``localhost`` to the hosts file as
         glibc does): RFC 6761 names are not answered locally here."""
+        if not search or timeout is not None:
+            name, timeout = self._core.call_options(name, search, timeout)
         memo = self._core.address_hit(name, family)
         if memo is not None:
             return list(memo.answers)
-        return self._lookup_addresses(name, family, local=False)
+        return self._lookup_addresses(name, family, local=False, timeout=timeout)
 
     def _lookup_addresses(
-        self, name: str | bytes, family: int, *, local: bool = True
+        self,
+        name: str | bytes,
+        family: int,
+        *,
+        local: bool = True,
+        timeout: float | None = None,
     ) -> list[Answer]:
         rdtypes = family_types(family)
         self._core.counters.lookups.inc()
@@ -118,7 +179,7 @@ class Resolver:
             special = self._core.special_answers(name, rdtypes)
             if special is not None:
                 return special
-        return self._core.remember_addresses(name, family, self._walk(name, rdtypes))
+        return self._core.remember_addresses(name, family, self._walk(name, rdtypes, timeout))
 
     def stats(self) -> Stats:
         return self._core.stats()
@@ -164,9 +225,11 @@ class Resolver:
 
     # -- I/O -------------------------------------------------------------------
 
-    def _walk(self, name: str | bytes, rdtypes: Sequence[str]) -> Walk:
+    def _walk(
+        self, name: str | bytes, rdtypes: Sequence[str], timeout: float | None = None
+    ) -> Walk:
         """Run the core's walk: it decides, this shell answers its asks."""
-        steps = self._core.walk(name, rdtypes, time.monotonic())
+        steps = self._core.walk(name, rdtypes, time.monotonic(), timeout)
         ask = next(steps)
         while True:
             try:
@@ -186,9 +249,12 @@ class Resolver:
             lead = core.lead(self._flights, ask, batch, time.monotonic())
             if not lead.send:
                 pass
-            elif lead.background and self._submit(self._refresh, lead.send, lead.delay):
+            elif lead.background and self._submit(
+                self._refresh, lead.send, lead.delay, lead.attempts
+            ):
                 # Stale data is on hand: serve it after the client response
-                # timer and let the query finish in the background (RFC 8767).
+                # timer and let the query finish in the background (RFC 8767);
+                # or the caller's timeout may run out first.
                 for _, flight in lead.send:
                     flight.wait(max(0.0, lead.wait_until - time.monotonic()))
             else:
@@ -199,13 +265,14 @@ class Resolver:
             flight.wait(core.follow_timeout(flight, batch.stale[i], ask, time.monotonic()))
         return core.settle_batch(batch)
 
-    def _refresh(self, send: _Batch, delay: float = 0.0) -> None:
+    def _refresh(self, send: _Batch, delay: float = 0.0, attempts: int | None = 1) -> None:
         """A background query for data we can already serve (stale or about to
-        expire): one try per nameserver, so a dead server is not hammered.
+        expire): one try per nameserver, so a dead server is not hammered
+        (``attempts``; None, the config's, for a caller that timed out).
         ``delay``: the wait for a reserved budget token."""
         if delay > 0:
             time.sleep(delay)
-        self._exchange(send, attempts=1)
+        self._exchange(send, attempts=attempts)
 
     def _exchange(self, send: _Batch, attempts: int | None = None) -> None:
         """Send the questions upstream, cache what comes back and finish their
@@ -229,7 +296,11 @@ class Resolver:
             self._flights.finish(key, flight, None, UpstreamFailure("resolver closed"))
 
     def _submit(
-        self, fn: Callable[[_Batch, float], None], arg: _Batch, delay: float = 0.0
+        self,
+        fn: Callable[[_Batch, float, int | None], None],
+        arg: _Batch,
+        delay: float = 0.0,
+        attempts: int | None = 1,
     ) -> bool:
         with self._executor_lock:
             if self._closed:
@@ -237,7 +308,7 @@ class Resolver:
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="safedns")
             try:
-                self._executor.submit(fn, arg, delay)
+                self._executor.submit(fn, arg, delay, attempts)
             except RuntimeError:  # interpreter shutting down
                 return False
         return True

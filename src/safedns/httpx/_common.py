@@ -1,0 +1,316 @@
+"""What the sync and async transports share: error classification, the
+counters behind ``stats()``, resolution errors as httpcore sees them, the
+pool settings copied from ``httpx.HTTPTransport``, and the one place that
+touches a private attribute of httpx.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import socket
+import ssl
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
+from typing import Any
+
+import httpcore
+import httpx
+
+from safedns._exceptions import InvalidName, NameNotFound, ResolveError
+from safedns._follow import AddressBook
+from safedns._retry import Failure, RetryBudget, RetryPolicy
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "NOT_FOUND",
+    "NO_RETRY",
+    "RESOLVE_ERRORS",
+    "PoolSettings",
+    "Setup",
+    "TransportCounters",
+    "TransportStats",
+    "body_replayable",
+    "classify",
+    "family_for",
+    "install_pool",
+    "resolve_error",
+]
+
+
+@dataclass(frozen=True)
+class TransportStats:
+    """A snapshot of a transport's counters (``transport.stats()``).
+
+    - ``requests``: requests handled (each once, however many attempts).
+    - ``attempts``: tries sent, first tries included.
+    - ``retries``: tries after the first (``attempts - requests``).
+    - ``retries_denied``: retries the policy allowed but the budget refused;
+      the caller got the original response or error at once.
+    - ``connections_opened``: TCP connections made (to servers or proxies).
+    - ``connections_retired_dns``: keep-alive connections closed because
+      their address left the host's DNS answer.
+    - ``connections_retired_age``: closed for passing ``max_connection_age``.
+    """
+
+    requests: int = 0
+    attempts: int = 0
+    retries: int = 0
+    retries_denied: int = 0
+    connections_opened: int = 0
+    connections_retired_dns: int = 0
+    connections_retired_age: int = 0
+
+
+_FIELDS = tuple(f.name for f in fields(TransportStats))
+
+
+class TransportCounters:
+    """One ``itertools.count`` per ``TransportStats`` field; ``bump(name)``
+    is atomic in CPython (no lock on the request path)."""
+
+    def __init__(self) -> None:
+        self._counts = {name: itertools.count() for name in _FIELDS}
+
+    def bump(self, name: str) -> None:
+        next(self._counts[name])
+
+    def snapshot(self) -> TransportStats:
+        # repr is "count(N)": the next value, i.e. how many times it was bumped.
+        return TransportStats(**{n: int(repr(c)[6:-1]) for n, c in self._counts.items()})
+
+
+def _chain(exc: BaseException) -> Iterable[BaseException]:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def classify(exc: BaseException) -> Failure:
+    """What an exception from ``httpx.HTTPTransport.handle_request`` means for
+    retrying (see ``safedns.RetryPolicy``)."""
+    chain = list(_chain(exc))
+    if any(isinstance(e, ssl.SSLCertVerificationError) for e in chain):
+        return Failure.TLS_CERTIFICATE
+    if any(isinstance(e, (NameNotFound, InvalidName)) for e in chain):
+        return Failure.OTHER  # the name does not exist: asking again will not help
+    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
+        return Failure.CONNECT
+    if isinstance(
+        exc,
+        (
+            httpx.ReadError,
+            httpx.ReadTimeout,
+            httpx.WriteError,
+            httpx.WriteTimeout,
+            httpx.RemoteProtocolError,
+        ),
+    ):
+        return Failure.TRANSPORT
+    return Failure.OTHER
+
+
+def body_replayable(request: httpx.Request) -> bool:
+    """Can the request's body be sent again? Bytes can; a generator cannot."""
+    return isinstance(request.stream, httpx.ByteStream)
+
+
+def resolve_error(host: str, exc: Exception) -> httpcore.ConnectError:
+    """A failed resolution as httpcore reports a failed ``getaddrinfo``:
+    ``ConnectError`` with the stdlib's gaierror text, raised ``from`` ``exc``."""
+    if isinstance(exc, (NameNotFound, InvalidName)):
+        code, text = socket.EAI_NONAME, "Name or service not known"
+    else:
+        code, text = socket.EAI_AGAIN, "Temporary failure in name resolution"
+    return httpcore.ConnectError(f"[Errno {int(code)}] {text} ({host}: {exc})")
+
+
+#: A transport without a retry policy tries each request once.
+NO_RETRY = RetryPolicy(attempts=1)
+
+RESOLVE_ERRORS = (ResolveError, InvalidName)
+NOT_FOUND = (NameNotFound, InvalidName)
+
+#: httpx's own default (``httpx.HTTPTransport(limits=...)``).
+DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+
+
+def family_for(local_address: str | None) -> int:
+    """The address family to resolve for: that of ``local_address`` if one is
+    bound, else both."""
+    if local_address is None:
+        return socket.AF_UNSPEC
+    return socket.AF_INET6 if ":" in local_address else socket.AF_INET
+
+
+@dataclass(frozen=True)
+class PoolSettings:
+    """The arguments ``httpx.HTTPTransport.__init__`` passes to httpcore,
+    computed the same way (``httpx.create_ssl_context``, ``httpx.Proxy``)."""
+
+    ssl_context: ssl.SSLContext
+    limits: httpx.Limits
+    http1: bool
+    http2: bool
+    proxy: httpx.Proxy | None
+    uds: str | None
+    local_address: str | None
+    retries: int
+    socket_options: Iterable[Any] | None
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        verify: ssl.SSLContext | str | bool,
+        cert: Any,
+        trust_env: bool,
+        http1: bool,
+        http2: bool,
+        limits: httpx.Limits,
+        proxy: Any,
+        uds: str | None,
+        local_address: str | None,
+        retries: int,
+        socket_options: Iterable[Any] | None,
+    ) -> PoolSettings:
+        if isinstance(proxy, (str, httpx.URL)):
+            proxy = httpx.Proxy(url=proxy)
+        if proxy is not None and proxy.url.scheme not in ("http", "https", "socks5", "socks5h"):
+            raise ValueError(
+                "Proxy protocol must be either 'http', 'https', 'socks5', or 'socks5h',"
+                f" but got {proxy.url.scheme!r}."
+            )
+        if http2:
+            try:
+                import h2  # noqa: F401
+            except ImportError:
+                raise ImportError(
+                    "http2=True needs the h2 package: pip install 'safedns[http2]'"
+                ) from None
+        ssl_context = httpx.create_ssl_context(verify=verify, cert=cert, trust_env=trust_env)
+        return cls(
+            ssl_context,
+            limits,
+            http1,
+            http2,
+            proxy,
+            uds,
+            local_address,
+            retries,
+            socket_options,
+        )
+
+    def common(self) -> dict[str, Any]:
+        limits = self.limits
+        return {
+            "ssl_context": self.ssl_context,
+            "max_connections": limits.max_connections,
+            "max_keepalive_connections": limits.max_keepalive_connections,
+            "keepalive_expiry": limits.keepalive_expiry,
+            "http1": self.http1,
+            "http2": self.http2,
+        }
+
+    def direct(self) -> dict[str, Any]:
+        """Keyword arguments of ``httpcore.ConnectionPool`` (no proxy)."""
+        return {
+            **self.common(),
+            "uds": self.uds,
+            "local_address": self.local_address,
+            "retries": self.retries,
+            "socket_options": self.socket_options,
+        }
+
+    def proxied(self) -> tuple[str, dict[str, Any]]:
+        """``("http" | "socks", kwargs)`` for ``httpcore.HTTPProxy`` / ``SOCKSProxy``."""
+        proxy = self.proxy
+        assert proxy is not None
+        url = httpcore.URL(
+            scheme=proxy.url.raw_scheme,
+            host=proxy.url.raw_host,
+            port=proxy.url.port,
+            target=proxy.url.raw_path,
+        )
+        if proxy.url.scheme in ("http", "https"):
+            return "http", {
+                **self.common(),
+                "proxy_url": url,
+                "proxy_auth": proxy.raw_auth,
+                "proxy_headers": proxy.headers.raw,
+                "proxy_ssl_context": proxy.ssl_context,
+                "socket_options": self.socket_options,
+            }
+        if importlib.util.find_spec("socksio") is None:
+            raise ImportError(
+                "Using SOCKS proxy, but the 'socksio' package is not installed. "
+                "Make sure to install httpx using `pip install httpx[socks]`."
+            )
+        return "socks", {**self.common(), "proxy_url": url, "proxy_auth": proxy.raw_auth}
+
+
+@dataclass(frozen=True)
+class Setup:
+    """Everything a transport is made of, besides its resolver, backend and
+    pool: checked and built the same way for ``SafeTransport`` and
+    ``AsyncSafeTransport``."""
+
+    settings: PoolSettings
+    retry: RetryPolicy
+    retry_budget: RetryBudget
+    max_connection_age: float | None
+    counters: TransportCounters
+    book: AddressBook
+    #: Follow DNS (pre-read the host's answer, retire connections) only where
+    #: the transport dials the host itself: not through a proxy or a socket file.
+    follow: bool
+    family: int
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        retry: RetryPolicy | None,
+        retry_budget: RetryBudget | None,
+        max_connection_age: float | None,
+        **options: Any,
+    ) -> Setup:
+        if max_connection_age is not None and (
+            isinstance(max_connection_age, bool)
+            or not isinstance(max_connection_age, (int, float))
+            or not max_connection_age >= 0
+        ):
+            raise ValueError(f"max_connection_age must be >= 0 or None, got {max_connection_age}")
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise TypeError(f"retry must be a safedns.RetryPolicy or None, got {retry!r}")
+        if retry_budget is not None and not isinstance(retry_budget, RetryBudget):
+            raise TypeError(
+                f"retry_budget must be a safedns.RetryBudget or None, got {retry_budget!r}"
+            )
+        settings = PoolSettings.build(**options)
+        return cls(
+            settings=settings,
+            retry=retry if retry is not None else NO_RETRY,
+            retry_budget=retry_budget if retry_budget is not None else RetryBudget(),
+            max_connection_age=max_connection_age,
+            counters=TransportCounters(),
+            book=AddressBook(),
+            follow=settings.proxy is None and settings.uds is None,
+            family=family_for(settings.local_address),
+        )
+
+
+def install_pool(transport: httpx.HTTPTransport | httpx.AsyncHTTPTransport, pool: Any) -> None:
+    """Give an httpx transport our httpcore pool.
+
+    THE ONE PRIVATE ATTRIBUTE: httpx's ``HTTPTransport`` keeps its pool in
+    ``_pool`` and its ``handle_request`` (request conversion, exception
+    mapping, response streams) and ``close`` use it; httpx offers no public
+    way to pass a ``network_backend``. ``tests/test_httpx_transport.py::
+    test_httpx_keeps_its_pool_in_one_private_attribute`` fails loudly if
+    httpx changes this.
+    """
+    transport._pool = pool
