@@ -470,6 +470,8 @@ def test_cache_is_bounded(dns: DNSServer) -> None:
     for port in range(100):
         ai.getaddrinfo("127.0.0.1", port)
     assert len(ai._cache) <= 10
+    # A full table loses its oldest entry, one at a time: the nine newest stay.
+    assert [key[1] for key in ai._cache] == list(range(90, 100))
 
 
 def test_failures_are_not_cached(cached: AddrInfo, dns: DNSServer, clock: FakeClock) -> None:

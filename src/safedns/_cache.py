@@ -22,13 +22,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from cachetools import LRUCache
 
 from safedns._config import ResolverConfig
 from safedns._records import Positive, Result
 
-__all__ = ["NXDOMAIN_KEY", "DNSCache", "Entry", "entry_ttl"]
+__all__ = ["NXDOMAIN_KEY", "DNSCache", "Entry", "bounded_put", "entry_ttl"]
 
 #: The type slot under which an NXDOMAIN for a name is stored.
 NXDOMAIN_KEY = "*"
@@ -178,3 +179,16 @@ class DNSCache:
         """(positive entries, negative entries), stale ones included."""
         with self._lock:
             return len(self._positive), len(self._negative)
+
+
+def bounded_put(table: dict[Any, Any], key: object, value: object, limit: int) -> None:
+    """``table[key] = value`` as the newest entry; when the table is full the
+    oldest entry goes, one at a time (never all at once, so names do not all
+    miss together). Safe against other threads writing the same table."""
+    table.pop(key, None)
+    while len(table) >= limit:
+        try:
+            table.pop(next(iter(table)), None)
+        except (RuntimeError, StopIteration):  # changed under us: look again
+            continue
+    table[key] = value

@@ -37,7 +37,7 @@ import dns.message
 import dns.rdatatype
 
 from safedns._budget import TokenBucket
-from safedns._cache import DNSCache, Entry
+from safedns._cache import DNSCache, Entry, bounded_put
 from safedns._config import ResolverConfig
 from safedns._exceptions import NameNotFound, TemporaryFailure
 from safedns._health import HealthLog
@@ -325,7 +325,7 @@ class Core:
         answer = walk.answers(self)[0]
         if not walk.stale:
             copy = self.cached_copy(answer, walk.valid_until)
-            _bounded_put(self.memo, (name, rdtype), copy, self.config.max_entries)
+            bounded_put(self.memo, (name, rdtype), copy, self.config.max_entries)
         return answer
 
     def remember_addresses(self, name: object, family: int, walk: Walk) -> list[Answer]:
@@ -335,7 +335,7 @@ class Core:
             memo = AddressMemo(
                 tuple(self.cached_copy(a, walk.valid_until) for a in answers), walk.valid_until
             )
-            _bounded_put(self.address_memo, (name, family), memo, self.config.max_entries)
+            bounded_put(self.address_memo, (name, family), memo, self.config.max_entries)
         return answers
 
     def special_answers(self, name: str | bytes, rdtypes: Sequence[str]) -> list[Answer] | None:
@@ -565,7 +565,7 @@ class Core:
         if len(failed) >= self.config.max_negative_entries:
             for old in [k for k, until in list(failed.items()) if until <= now]:
                 failed.pop(old, None)
-        _bounded_put(
+        bounded_put(
             failed, key, now + self.config.failure_recheck, self.config.max_negative_entries
         )
 
@@ -671,19 +671,6 @@ def _is_address(name: object) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _bounded_put(table: dict[Any, Any], key: object, value: object, limit: int) -> None:
-    """``table[key] = value`` as the newest entry; when the table is full the
-    oldest entry goes, one at a time (never all at once, so names do not all
-    miss together). Safe against other threads writing the same table."""
-    table.pop(key, None)
-    while len(table) >= limit:
-        try:
-            table.pop(next(iter(table)), None)
-        except (RuntimeError, StopIteration):  # changed under us: look again
-            continue
-    table[key] = value
 
 
 class Walk:

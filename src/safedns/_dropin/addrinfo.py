@@ -34,6 +34,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from safedns._async import AsyncResolver
+from safedns._cache import bounded_put
 from safedns._dropin.arguments import c_int, host_arg, hostname_arg, port_arg
 from safedns._dropin.constants import AF_INET, AI_PASSIVE, NO_DATA, AddrInfoTuple
 from safedns._dropin.errors import GaiError, gai_error, host_error, thread_h_errno
@@ -255,9 +256,7 @@ class AddrInfo:
         if key is not None and expires > now:
             with self._lock:
                 if generation == self._generation:
-                    if len(self._cache) >= self.max_entries:
-                        self._cache.clear()
-                    self._cache[key] = (expires, generated.rows)
+                    bounded_put(self._cache, key, (expires, generated.rows), self.max_entries)
         return generated.rows
 
     def check_files(self, now: float) -> None:

@@ -19,6 +19,7 @@ import threading
 from dataclasses import dataclass
 from typing import Final, TypeAlias
 
+from safedns._cache import bounded_put
 from safedns._dropin.constants import (
     AI_NUMERICHOST,
     AI_NUMERICSERV,
@@ -218,9 +219,7 @@ def _getservbyname(name: bytes, proto: str) -> int | None:
                 port = socket.getservbyname(text, proto)
             except (OSError, ValueError):
                 port = None
-    if len(_service_cache) >= _SERVICE_CACHE_MAX:
-        _service_cache.clear()
-    _service_cache[key] = port
+    bounded_put(_service_cache, key, port, _SERVICE_CACHE_MAX)
     return port
 
 
