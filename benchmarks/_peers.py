@@ -11,6 +11,7 @@ same values (peers that can only read the system file are then skipped).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import socket
 from collections.abc import Awaitable, Callable
@@ -147,7 +148,8 @@ def safedns_config(setup: DnsSetup, **overrides: Any) -> ResolverConfig:
 def _stats_info(resolver: Any) -> Callable[[], dict[str, Any]]:
     def info() -> dict[str, Any]:
         stats = resolver.stats()
-        return {"stats": {k: v for k, v in vars(stats).items() if v}}
+        # asdict: the latency histogram and server health become plain JSON.
+        return {"stats": {k: v for k, v in dataclasses.asdict(stats).items() if v}}
 
     return info
 

@@ -47,6 +47,6 @@ def test_memo_hits_count_as_lookups_and_cache_hits() -> None:
     counters.cache_misses.inc()
     counters.memo_hits.inc()
     counters.memo_hits.inc()
-    stats = counters.snapshot(3, 1)
+    stats = counters.snapshot(entries=3, negative_entries=1)
     assert (stats.lookups, stats.cache_hits, stats.cache_misses) == (3, 2, 1)
     assert (stats.entries, stats.negative_entries) == (3, 1)

@@ -146,7 +146,7 @@ def test_one_server_try_sends_every_question_and_matches_replies() -> None:
     assert observed[-1][1:] == ("a.example.", "A", "tcp")
     assert isinstance(script.send(None), Finish)  # nothing is waiting on UDP any more
     tcp_answer = _reply_to(first.datagram, "a.example. 60 IN A 192.0.2.1")
-    assert script.send([(0, tcp_answer[:2] + b"garbage")]) is None  # round over: one server
+    assert script.send([(0, tcp_answer[:2] + b"garbage", 0.01)]) is None  # round over: one server
     assert script.result is not None
     a, aaaa = script.result
     assert isinstance(a, UpstreamFailure) and a.reason.startswith("tcp error: malformed")
@@ -167,7 +167,7 @@ def test_timeout_refusal_and_network_errors_fail_over_and_back_off(clock: FakeCl
     assert isinstance(script.send(None), Receive)
     assert isinstance(script.send(None), Finish)
     # The TCP exchange timed out; the server answered (TC), so it is not backed off.
-    assert script.send([(0, TimeoutError("timed out"))]) == Open(2, second)
+    assert script.send([(0, TimeoutError("timed out"), 1.0)]) == Open(2, second)
     assert isinstance(script.send(None), Send)
     assert isinstance(script.send(None), Send)
     assert isinstance(script.send(None), Receive)
@@ -222,7 +222,7 @@ def test_tcp_failures_are_reported_as_before() -> None:
         script.send(None)
         assert isinstance(script.send(_reply_to(send.datagram, tc=True)), StartTcp)
         assert isinstance(script.send(None), Finish)
-        assert script.send([(0, error)]) is None
+        assert script.send([(0, error, 0.5)]) is None
         assert script.result is not None
         assert script.result[0].reason.startswith(reason), (error, script.result[0].reason)
 

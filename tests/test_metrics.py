@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 import safedns
 import safedns.metrics.opentelemetry
 import safedns.metrics.prometheus
-from safedns.metrics import Sample, samples
+from safedns.metrics import Sample, flatten, kinds, samples
 from safedns.testing import DNSServer
 
 from .conftest import k8s_config
@@ -76,15 +76,29 @@ def test_prometheus_labels_tell_resolvers_apart(
     assert (a, b) == (1, 0)
 
 
-def _otel_points(reader: InMemoryMetricReader) -> dict[str, float]:
+def _otel_data(reader: InMemoryMetricReader) -> dict[str, list[tuple[dict[str, str], float]]]:
+    """Every metric the reader collects: name -> [(attributes, value)]."""
     data = reader.get_metrics_data()
     assert data is not None
-    points: dict[str, float] = {}
+    out: dict[str, list[tuple[dict[str, str], float]]] = {}
     for resource in data.resource_metrics:
         for scope in resource.scope_metrics:
             for metric in scope.metrics:
-                points[metric.name] = sum(p.value for p in metric.data.data_points)
-    return points
+                out[metric.name] = [
+                    ({k: str(v) for k, v in (p.attributes or {}).items()}, p.value)
+                    for p in metric.data.data_points
+                ]
+    return out
+
+
+def _otel_points(reader: InMemoryMetricReader) -> dict[str, float]:
+    return {name: sum(value for _, value in points) for name, points in _otel_data(reader).items()}
+
+
+def _field_of(metric: str) -> str:
+    """The ``Stats`` field an exported metric comes from."""
+    names = [f.name for f in dataclasses.fields(safedns.Stats)]
+    return max((n for n in names if metric.startswith(n)), key=len)
 
 
 def test_opentelemetry_instruments_move_with_lookups(resolver: safedns.Resolver) -> None:
@@ -105,7 +119,9 @@ def test_opentelemetry_instruments_move_with_lookups(resolver: safedns.Resolver)
     assert after["safedns.upstream_queries"] > before["safedns.upstream_queries"]
     assert after["safedns.cache_hits"] > before["safedns.cache_hits"]
     assert after["safedns.lookups"] >= 3
-    assert set(after) == {f"safedns.{f.name}" for f in dataclasses.fields(resolver.stats())}
+    # Every Stats field is exported, and every instrument comes from one.
+    fields = {f.name for f in dataclasses.fields(resolver.stats())}
+    assert {_field_of(name.removeprefix("safedns.")) for name in after} == fields
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,3 +193,155 @@ def test_missing_extra_names_it(
     monkeypatch.setitem(sys.modules, dependency, None)
     with pytest.raises(ImportError, match=extra.replace("[", r"\[").replace("]", r"\]")):
         importlib.import_module(module)
+
+
+# -- upstream by type and result, latency, server health, evictions --------------
+
+
+def test_prometheus_exports_upstream_detail(server: DNSServer) -> None:
+    server.add("a.example.com", "A", "192.0.2.20")
+    server.add("b.example.com", "A", "192.0.2.21")
+    config = k8s_config(server, search=(), ndots=1, max_entries=1)
+    registry = CollectorRegistry()
+    with (
+        DNSServer() as dead,
+        safedns.Resolver(k8s_config(dead, server, search=(), ndots=1)) as two,
+    ):
+        dead.stop()
+        safedns.metrics.prometheus.register(two, registry, labels={"resolver": "two"})
+        with safedns.Resolver(config) as resolver:
+            safedns.metrics.prometheus.register(resolver, registry, labels={"resolver": "one"})
+
+            def value(name: str, **labels: str) -> float:
+                got = registry.get_sample_value(name, {"resolver": "one", **labels})
+                assert got is not None, (name, labels)
+                return got
+
+            assert value("safedns_upstream_queries_by_result_total", result="NXDOMAIN") == 0
+            assert value("safedns_upstream_latency_seconds_count") == 0
+            resolver.resolve("a.example.com")
+            resolver.resolve("b.example.com")  # evicts a.example.com (max_entries=1)
+            with pytest.raises(safedns.NameNotFound):
+                resolver.resolve("nothing.example.com", "AAAA")
+            server.servfail = True
+            with pytest.raises(safedns.TemporaryFailure):
+                resolver.resolve("c.example.com")
+            server.servfail = False
+
+            assert value("safedns_upstream_queries_by_type_total", type="A") == 3
+            assert value("safedns_upstream_queries_by_type_total", type="AAAA") == 1
+            assert value("safedns_upstream_queries_by_result_total", result="NOERROR") == 2
+            assert value("safedns_upstream_queries_by_result_total", result="NXDOMAIN") == 1
+            assert value("safedns_upstream_queries_by_result_total", result="SERVFAIL") == 1
+            assert value("safedns_upstream_queries_by_result_total", result="timeout") == 0
+            assert value("safedns_evictions_total") == 1
+            assert value("safedns_refreshes_total") == 0
+            # A histogram: cumulative buckets, +Inf equal to the count.
+            assert value("safedns_upstream_latency_seconds_count") == 4
+            assert value("safedns_upstream_latency_seconds_bucket", le="+Inf") == 4
+            assert value("safedns_upstream_latency_seconds_bucket", le="5.0") <= 4
+            assert value("safedns_upstream_latency_seconds_sum") > 0
+            me = server.nameserver
+            assert value("safedns_server_health_queries_total", server=me) == 4
+            assert value("safedns_server_health_responses_total", server=me) == 4
+            assert value("safedns_server_health_backed_off", server=me) == 0
+            assert value("safedns_server_health_last_rtt_seconds", server=me) > 0
+
+            two.resolve("a.example.com")  # the dead server first: it times out
+            sick = {"resolver": "two", "server": dead.nameserver}
+            assert registry.get_sample_value("safedns_server_health_backed_off", sick) == 1
+            assert registry.get_sample_value("safedns_server_health_timeouts_total", sick) == 1
+            text = generate_latest(registry).decode()
+    assert "# TYPE safedns_upstream_latency_seconds histogram" in text
+    assert "# TYPE safedns_server_health_backed_off gauge" in text
+    assert "# TYPE safedns_upstream_queries_by_result_total counter" in text
+
+
+def test_opentelemetry_exports_upstream_detail(server: DNSServer) -> None:
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    try:
+        with (
+            DNSServer() as dead,
+            safedns.Resolver(
+                k8s_config(dead, server, search=(), ndots=1, timeout=0.3)
+            ) as resolver,
+        ):
+            dead.stop()
+            # Instrumented before any query: the per-result, per-server and
+            # latency instruments exist already (found from the Stats type).
+            made = safedns.metrics.opentelemetry.instrument(resolver, provider)
+            assert {
+                "safedns.upstream_queries_by_result",
+                "safedns.upstream_queries_by_type",
+                "safedns.upstream_latency_seconds_bucket",
+                "safedns.upstream_latency_seconds_count",
+                "safedns.upstream_latency_seconds_sum",
+                "safedns.server_health_backed_off",
+                "safedns.server_health_last_rtt_seconds",
+                "safedns.evictions",
+                "safedns.refreshes",
+            } <= set(made.instruments)
+            resolver.resolve("api.example.com")
+            with pytest.raises(safedns.NameNotFound):
+                resolver.resolve("nothing.example.com")
+            data = _otel_data(reader)
+    finally:
+        provider.shutdown()
+
+    def point(name: str, **attributes: str) -> float:
+        values = [v for attrs, v in data[name] if attrs == attributes]
+        assert len(values) == 1, (name, attributes, data.get(name))
+        return values[0]
+
+    assert point("safedns.upstream_queries_by_result", result="NOERROR") == 1
+    assert point("safedns.upstream_queries_by_result", result="NXDOMAIN") == 1
+    assert point("safedns.upstream_queries_by_result", result="timeout") == 1  # the dead one
+    assert point("safedns.upstream_queries_by_type", type="A") == 3
+    assert point("safedns.upstream_latency_seconds_count") == 2
+    assert point("safedns.upstream_latency_seconds_bucket", le="+Inf") == 2
+    buckets = sorted(
+        (float(attrs["le"]), v) for attrs, v in data["safedns.upstream_latency_seconds_bucket"]
+    )
+    assert [v for _, v in buckets] == sorted(v for _, v in buckets)  # cumulative
+    assert point("safedns.server_health_backed_off", server=dead.nameserver) == 1
+    assert point("safedns.server_health_backed_off", server=server.nameserver) == 0
+    assert point("safedns.server_health_timeouts", server=dead.nameserver) == 1
+    assert point("safedns.server_health_last_rtt_seconds", server=server.nameserver) > 0
+    assert not [
+        a
+        for a, _ in data["safedns.server_health_last_rtt_seconds"]
+        if a["server"] == dead.nameserver
+    ]
+
+
+def test_histogram_samples_and_flatten() -> None:
+    stats = safedns.Stats(
+        upstream_latency_seconds=safedns.Histogram((0.01, 0.1), (1, 3), 4, 2.5),
+    )
+    got = [s for s in samples(stats) if s.kind == "histogram"]
+    assert got == [
+        Sample(
+            "safedns_upstream_latency_seconds",
+            "histogram",
+            (),
+            2.5,
+            ((0.01, 1.0), (0.1, 3.0), (float("inf"), 4.0)),
+        )
+    ]
+    assert flatten(got) == [
+        Sample("safedns_upstream_latency_seconds_bucket", "counter", (("le", "0.01"),), 1.0),
+        Sample("safedns_upstream_latency_seconds_bucket", "counter", (("le", "0.1"),), 3.0),
+        Sample("safedns_upstream_latency_seconds_bucket", "counter", (("le", "+Inf"),), 4.0),
+        Sample("safedns_upstream_latency_seconds_count", "counter", (), 4.0),
+        Sample("safedns_upstream_latency_seconds_sum", "counter", (), 2.5),
+    ]
+
+
+def test_kinds_come_from_the_type_when_values_are_empty() -> None:
+    found = kinds(_FutureStats(1, 1, {}, {}, 0.0, ""))
+    assert found["safedns_upstream_queries_by_type"] == "counter"
+    assert found["safedns_server_health_healthy"] == "gauge"
+    assert found["safedns_server_health_timeouts"] == "counter"
+    assert "safedns_note" not in found
+    assert kinds({"lookups": 3}) == {"safedns_lookups": "counter"}  # a mapping: its values

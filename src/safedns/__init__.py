@@ -11,6 +11,7 @@ from safedns._config import ResolverConfig
 from safedns._dropin.aio import async_getaddrinfo
 from safedns._exceptions import InvalidName, NameNotFound, ResolveError, TemporaryFailure
 from safedns._getaddrinfo import getaddrinfo, gethostbyname, gethostbyname_ex
+from safedns._metrics import Histogram, ServerHealth
 from safedns._patch import is_patched, patch, patched, unpatch
 from safedns._planning import plan
 from safedns._records import Answer
@@ -23,6 +24,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Answer",
     "AsyncResolver",
+    "Histogram",
     "InvalidName",
     "NameNotFound",
     "ResolveError",
@@ -30,6 +32,7 @@ __all__ = [
     "ResolverConfig",
     "RetryBudget",
     "RetryPolicy",
+    "ServerHealth",
     "Stats",
     "TemporaryFailure",
     "__version__",

@@ -76,7 +76,9 @@ class AsyncResolver:
     def _init_runtime(self) -> None:
         """Sockets, flights, tasks: what a forked child must not inherit."""
         observe = self._core.observer(self._on_query)
-        self._upstream = AsyncUpstream(self.config, self._clock, on_query=observe)
+        self._upstream = AsyncUpstream(
+            self.config, self._clock, on_query=observe, metrics=self._core.upstream_metrics
+        )
         # Flights are futures of one event loop: one table per loop.
         self._flights: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Flights] = (
             weakref.WeakKeyDictionary()

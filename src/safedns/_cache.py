@@ -4,6 +4,9 @@ Policy is pure arithmetic on a ``ResolverConfig`` (``entry_ttl``); the store
 (``DNSCache``) is a pair of bounded LRU maps (cachetools) with an injected
 clock, so TTL tests never sleep.
 
+Both maps count their LRU evictions (entries dropped to make room, not
+those that expired or were replaced): ``evictions()``.
+
 Keys are ``(absolute name, type)``. Positive answers and NODATA live under
 their type; NXDOMAIN lives under ``(name, NXDOMAIN_KEY)`` and answers every
 type of that name (RFC 2308 §5). Negative entries have their own capacity
@@ -61,14 +64,31 @@ class Entry:
         return now < self.expires
 
 
+class _CountingLRU(LRUCache[Key, Entry]):
+    """An ``LRUCache`` that counts its evictions (``popitem`` is what
+    cachetools calls to make room; reads are not touched)."""
+
+    evicted = 0
+
+    def popitem(self) -> tuple[Key, Entry]:
+        item = super().popitem()
+        self.evicted += 1
+        return item
+
+    def clear(self) -> None:
+        evicted = self.evicted  # older cachetools clear() by popitem()
+        super().clear()
+        self.evicted = evicted
+
+
 class DNSCache:
     """A thread-safe, bounded DNS cache shared by every front end of a resolver."""
 
     def __init__(self, config: ResolverConfig, clock: Callable[[], float]) -> None:
         self._config = config
         self._clock = clock
-        self._positive: LRUCache[Key, Entry] = LRUCache(config.max_entries)
-        self._negative: LRUCache[Key, Entry] = LRUCache(config.max_negative_entries)
+        self._positive = _CountingLRU(config.max_entries)
+        self._negative = _CountingLRU(config.max_negative_entries)
         self._lock = threading.Lock()
 
     def make_entry(self, result: Result, now: float) -> Entry:
@@ -149,6 +169,11 @@ class DNSCache:
         with self._lock:
             self._positive.clear()
             self._negative.clear()
+
+    def evictions(self) -> tuple[int, int]:
+        """(positive, negative) entries evicted so far to make room."""
+        with self._lock:
+            return self._positive.evicted, self._negative.evicted
 
     def sizes(self) -> tuple[int, int]:
         """(positive entries, negative entries), stale ones included."""

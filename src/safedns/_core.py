@@ -41,6 +41,7 @@ from safedns._cache import DNSCache, Entry, bounded_put
 from safedns._config import ResolverConfig
 from safedns._exceptions import NameNotFound
 from safedns._health import HealthLog
+from safedns._metrics import UpstreamMetrics
 from safedns._planning import absolute_name, encode_name
 from safedns._records import (
     Answer,
@@ -186,6 +187,9 @@ class Core:
         self.clock = clock
         self.counters = Counters()
         self.cache = DNSCache(config, clock)
+        #: Upstream queries by type and result, latency, per-server health:
+        #: fed by the upstream of each shell on this core, never by a hit.
+        self.upstream_metrics = UpstreamMetrics(clock)
         #: Finished answers by the caller's own (name, type), each valid until
         #: its ``_refresh_at``: a hit is a dict lookup and a clock read.
         self.memo: dict[tuple[object, object], Answer] = {}
@@ -199,6 +203,7 @@ class Core:
         #: Rate-limited warnings when stale answers or budget denials begin.
         self.health = HealthLog(clock=self.clock, name=",".join(self.config.nameservers))
         self.cache.after_fork()
+        self.upstream_metrics.after_fork()
         self.budget = TokenBucket(
             self.config.upstream_qps, self.config.upstream_burst, self.clock()
         )
@@ -460,6 +465,8 @@ class Core:
             wait_until = min(mono + timeout, ask.stale_deadline)
             if ask.bounded:
                 wait_until = min(wait_until, ask.deadline)
+            for _ in send:  # a refresh of stale data (RFC 8767), in the background
+                self.counters.refreshes.inc()
             return Lead(send, delay, True, wait_until)
         # A caller's timeout that may run out before the exchange is over: the
         # query goes on in the background (for the flight's other callers and
@@ -516,6 +523,7 @@ class Core:
         if not leader:
             return None
         self.counters.prefetches.inc()
+        self.counters.refreshes.inc()
         return flight
 
     def record(
@@ -628,7 +636,18 @@ class Core:
 
     def stats(self) -> Stats:
         positive, negative = self.cache.sizes()
-        return self.counters.snapshot(positive, negative)
+        evicted, negative_evicted = self.cache.evictions()
+        upstream = self.upstream_metrics.snapshot()
+        return self.counters.snapshot(
+            entries=positive,
+            negative_entries=negative,
+            evictions=evicted,
+            negative_evictions=negative_evicted,
+            upstream_queries_by_type=upstream.queries_by_type,
+            upstream_queries_by_result=upstream.queries_by_result,
+            upstream_latency_seconds=upstream.latency,
+            server_health=upstream.servers,
+        )
 
     def observer(self, on_query: QueryObserver | None) -> QueryObserver:
         """What a shell's upstream calls for every query sent: counted in

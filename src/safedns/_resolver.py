@@ -56,7 +56,9 @@ class Resolver:
         """Flights, sockets, threads: what a forked child must not inherit."""
         self._flights: Flights[Key, ThreadFlight[Entry]] = Flights(ThreadFlight)
         observe = self._core.observer(self._on_query)
-        self._upstream = Upstream(self.config, self._clock, on_query=observe)
+        self._upstream = Upstream(
+            self.config, self._clock, on_query=observe, metrics=self._core.upstream_metrics
+        )
         self._executor: ThreadPoolExecutor | None = None
         self._executor_lock = threading.Lock()
         self._closed = False

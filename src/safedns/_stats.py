@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import itertools
 import threading
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from safedns._metrics import Histogram, ServerHealth
 
 __all__ = ["Counter", "Counters", "Stats"]
 
@@ -30,12 +33,27 @@ class Stats:
       ``AsyncResolver``, a lookup that waited for another caller's identical
       lookup counts once).
     - ``stale_served``: answers served stale (RFC 8767).
-    - ``prefetches``: background refreshes started (refresh-ahead).
+    - ``prefetches``: background refreshes started (refresh-ahead);
+      ``refreshes``: every question refreshed in the background, the
+      prefetches plus the stale answers refreshed after the client response
+      timer (RFC 8767).
     - ``budget_waits``: questions that waited for a budget token (and then
       went upstream); ``budget_denied``: questions the budget refused (their
       wait would have been longer than ``budget_wait``, or stale data was
       served instead).
-    - ``entries`` / ``negative_entries``: what the cache holds now.
+    - ``entries`` / ``negative_entries``: what the cache holds now;
+      ``evictions`` / ``negative_evictions``: entries dropped to make room
+      (least recently used first; expiry and replacement are not counted).
+    - ``upstream_queries_by_type``: queries sent, by record type;
+      ``upstream_queries_by_result``: what became of each query sent: the
+      RCODE of its reply (``NOERROR``, ``NXDOMAIN``, ``SERVFAIL``,
+      ``REFUSED``, ...), ``truncated``, ``timeout``, ``network_error`` or
+      ``malformed``.
+    - ``upstream_latency_seconds``: a ``Histogram`` of the time from query
+      to reply, one observation per reply.
+    - ``server_health``: a ``ServerHealth`` per nameserver (``"host:port"``):
+      backed off or not, queries, responses, timeouts, errors, and its latest
+      reply's round trip and age.
     """
 
     lookups: int = 0
@@ -49,11 +67,32 @@ class Stats:
     prefetches: int = 0
     budget_denied: int = 0
     budget_waits: int = 0
+    refreshes: int = 0
     entries: int = 0
     negative_entries: int = 0
+    evictions: int = 0
+    negative_evictions: int = 0
+    upstream_queries_by_type: dict[str, int] = field(default_factory=dict)
+    upstream_queries_by_result: dict[str, int] = field(default_factory=dict)
+    upstream_latency_seconds: Histogram = field(default_factory=Histogram)
+    server_health: dict[str, ServerHealth] = field(default_factory=dict)
 
 
-_COUNTED = tuple(f.name for f in fields(Stats) if f.name not in ("entries", "negative_entries"))
+#: The fields read from elsewhere when a snapshot is taken (the cache, the
+#: upstream metrics); every other field is a ``Counters`` counter.
+_OBSERVED = frozenset(
+    {
+        "entries",
+        "negative_entries",
+        "evictions",
+        "negative_evictions",
+        "upstream_queries_by_type",
+        "upstream_queries_by_result",
+        "upstream_latency_seconds",
+        "server_health",
+    }
+)
+_COUNTED = tuple(f.name for f in fields(Stats) if f.name not in _OBSERVED)
 
 
 class Counter:
@@ -103,12 +142,14 @@ class Counters:
     prefetches: Counter
     budget_denied: Counter
     budget_waits: Counter
+    refreshes: Counter
     memo_hits: Counter
 
-    def snapshot(self, entries: int, negative_entries: int) -> Stats:
+    def snapshot(self, **observed: Any) -> Stats:
+        """The counters, plus the ``observed`` fields (cache sizes, ...)."""
         values = {name: getattr(self, name).value for name in _COUNTED}
         for name, into in self.FOLDED.items():
             value = getattr(self, name).value
-            for field in into:
-                values[field] += value
-        return Stats(**values, entries=entries, negative_entries=negative_entries)
+            for counted in into:
+                values[counted] += value
+        return Stats(**values, **observed)

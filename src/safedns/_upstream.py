@@ -18,6 +18,12 @@ The generator yields ``Open``, ``Send``, ``Receive``, ``StartTcp`` and
 ``Finish`` commands and takes what came of each; the shells do nothing
 else. A nameserver that times out is skipped for ``server_backoff`` seconds
 while others answer (it is still tried when every server is backed off).
+
+What happens is tallied in an ``UpstreamMetrics`` (``_metrics.py``): the
+``Exchange`` records each query's result and latency (once per reply, from
+the send time it notes in ``start_try``, or the TCP exchange's own duration
+as the shell measured it), the nameserver list the queries sent and the
+backoffs.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ import dns.rcode
 
 from safedns._config import ResolverConfig
 from safedns._core import QueryObserver, drive
+from safedns._metrics import MALFORMED, NETWORK_ERROR, TIMEOUT, TRUNCATED, UpstreamMetrics
 from safedns._records import UpstreamFailure
 from safedns._wire import Query, WireReply, read_reply
 
@@ -60,6 +67,9 @@ def server_text(server: Server) -> str:
 
 #: What a shell's TCP exchange ended with: the reply's octets, or the exception met.
 TcpResult = bytes | BaseException
+#: A TCP exchange done, as the shell reports it at ``Finish``: the question's
+#: index, what it ended with, and how long it took (seconds).
+TcpDone = tuple[int, TcpResult, float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,26 +113,46 @@ class StartTcp:
 @dataclass(frozen=True, slots=True)
 class Finish:
     """Close the UDP socket and complete every ``StartTcp`` of this server try;
-    answer ``[(index, reply octets or the exception met), ...]``."""
+    answer ``[(index, reply octets or the exception met, seconds it took), ...]``."""
 
 
 Command = Open | Send | Receive | StartTcp | Finish
 
 
 class Exchange:
-    """One batch of questions on its way through the nameservers (sans-I/O)."""
+    """One batch of questions on its way through the nameservers (sans-I/O).
 
-    def __init__(self, questions: Sequence[tuple[str, str]]) -> None:
+    With ``metrics``, every query sent in a try gets exactly one result
+    there: its reply's RCODE (with the latency since the try began), or
+    truncated, or a failure; what is still open when the next try starts (or
+    at ``outcome``) timed out. ``clock`` times the replies (real time)."""
+
+    def __init__(
+        self,
+        questions: Sequence[tuple[str, str]],
+        metrics: UpstreamMetrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.questions = list(questions)
         self.queries = [Query(qname, rdtype) for qname, rdtype in questions]
         self.results: list[Response | None] = [None] * len(self.queries)
         self.errors = ["timed out"] * len(self.queries)
+        self._metrics = metrics
+        self._clock = clock
+        self._server = ""
+        #: The queries of this try still waiting for a result: index -> sent at.
+        self._open: dict[int, float] = {}
 
     def pending(self) -> list[int]:
         return [i for i, r in enumerate(self.results) if r is None]
 
-    def start_try(self, pending: list[int]) -> dict[int, int]:
-        """Give each pending query a fresh random ID; returns {id: index}."""
+    def start_try(self, pending: list[int], server: Server | None = None) -> dict[int, int]:
+        """Give each pending query a fresh random ID; returns {id: index}.
+        ``server``: where this try sends them (for the metrics)."""
+        self._close_try()
+        if self._metrics is not None and server is not None:
+            self._server = server_text(server)
+            self._open = dict.fromkeys(pending, self._clock())
         waiting: dict[int, int] = {}
         ids = iter(os.urandom(2 * len(pending) + 8))
         for i in pending:
@@ -159,12 +189,16 @@ class Exchange:
             return None
         i, response = matched
         if is_truncated(response):
+            self._answered(i, TRUNCATED)
+            self._reopen(i)  # the TCP query to come
             return i, True
         self.accept(i, response)
         return i, False
 
     def tcp_frame(self, i: int) -> bytes:
-        """Question ``i`` as a TCP message: two length octets, then the wire."""
+        """Question ``i`` as a TCP message: two length octets, then the wire
+        (asked for when the TCP query is handed to the shell)."""
+        self._reopen(i)
         wire = self.queries[i].wire
         return struct.pack("!H", len(wire)) + wire
 
@@ -181,17 +215,20 @@ class Exchange:
         try:
             response = dns.message.from_wire(data)
         except Exception as exc:  # garbage on the wire, whatever it is
-            self.fail([i], f"tcp error: malformed reply: {exc}")
+            self.fail([i], f"tcp error: malformed reply: {exc}", MALFORMED)
             return
         if not self.queries[i].answered_by(data):
-            self.fail([i], "tcp error: mismatched reply")
+            self.fail([i], "tcp error: mismatched reply", MALFORMED)
             return
         self.accept(i, response)
 
-    def tcp_done(self, i: int, reply: TcpResult) -> None:
+    def tcp_done(self, i: int, reply: TcpResult, seconds: float | None = None) -> None:
         """Take what the TCP exchange of question ``i`` ended with: the reply's
         octets, or the exception the shell met (a timeout, a socket error, the
-        server closing early)."""
+        server closing early); ``seconds``: how long it took (the latency the
+        metrics record), when the shell measured it."""
+        if seconds is not None and i in self._open:
+            self._open[i] = self._clock() - seconds
         if isinstance(reply, bytes):
             self.receive_tcp(i, reply)
         elif isinstance(reply, (TimeoutError, asyncio.TimeoutError)):
@@ -200,22 +237,51 @@ class Exchange:
             self.fail([i], f"tcp error: {reply}")
 
     def accept(self, i: int, response: Reply) -> None:
+        self._answered(i, dns.rcode.to_text(response.rcode()))
         if response.rcode() in _ANSWERS:
             self.results[i] = response
         else:
             # SERVFAIL, REFUSED, NOTIMP, FORMERR: try the next server, as glibc does.
             self.errors[i] = dns.rcode.to_text(response.rcode())
 
-    def fail(self, indices: Sequence[int], reason: str) -> None:
+    def fail(self, indices: Sequence[int], reason: str, result: str | None = None) -> None:
+        """The queries ``indices`` failed for ``reason``; ``result`` (for the
+        metrics) defaults to a timeout or a network error, as ``reason`` says."""
+        if result is None:
+            result = TIMEOUT if reason.startswith("timed out") else NETWORK_ERROR
         for i in indices:
             if self.results[i] is None:
                 self.errors[i] = reason
+            self._failed(i, result)
 
     def outcome(self) -> list[Response]:
+        self._close_try()
         return [
             r if r is not None else UpstreamFailure(self.errors[i])
             for i, r in enumerate(self.results)
         ]
+
+    # -- metrics: one result per query sent ---------------------------------
+
+    def _answered(self, i: int, result: str) -> None:
+        sent = self._open.pop(i, None)
+        if sent is not None and self._metrics is not None:
+            self._metrics.answered(self._server, result, self._clock() - sent)
+
+    def _failed(self, i: int, result: str) -> None:
+        if self._open.pop(i, None) is not None and self._metrics is not None:
+            self._metrics.failed(self._server, result)
+
+    def _reopen(self, i: int) -> None:
+        if self._metrics is not None and self._server:
+            self._open[i] = self._clock()
+
+    def _close_try(self) -> None:
+        """The try is over: what is still open timed out."""
+        if self._open and self._metrics is not None:
+            for _ in self._open:
+                self._metrics.failed(self._server, TIMEOUT)
+        self._open = {}
 
 
 def is_truncated(response: Reply) -> bool:
@@ -238,6 +304,7 @@ class _Servers:
         config: ResolverConfig,
         clock: Callable[[], float] = time.monotonic,
         on_query: QueryObserver | None = None,
+        metrics: UpstreamMetrics | None = None,
     ) -> None:
         self._servers: tuple[Server, ...] = config.servers()
         self._timeout = config.timeout
@@ -250,6 +317,13 @@ class _Servers:
         self._addresses: dict[Server, tuple[int, tuple[Any, ...]]] = {}
         self._lock = threading.Lock()
         self.on_query = on_query
+        #: Queries, results, latency and backoffs (shared with the resolver's core).
+        self.metrics = metrics if metrics is not None else UpstreamMetrics(clock)
+        self.metrics.add_servers(server_text(s) for s in self._servers)
+
+    def new_exchange(self, questions: Sequence[tuple[str, str]]) -> Exchange:
+        """An ``Exchange`` for ``questions`` that records into ``metrics``."""
+        return Exchange(questions, self.metrics)
 
     def server_order(self) -> list[Server]:
         """The servers to try, in order: rotated if configured, healthy first."""
@@ -272,16 +346,24 @@ class _Servers:
 
     def _mark(self, server: Server, healthy: bool) -> None:
         if healthy and server not in self._backoff_until:
-            return
+            return  # healthy and was healthy: nothing to record
         with self._lock:
             if healthy:
-                self._backoff_until.pop(server, None)
+                until = self._backoff_until.pop(server, None)
+                if until is None:
+                    return
+                until = None
             elif self._backoff > 0:
-                self._backoff_until[server] = self._clock() + self._backoff
+                until = self._backoff_until[server] = self._clock() + self._backoff
+            else:
+                return
+        self.metrics.backoff(server_text(server), until)
 
     def _observe(self, server: Server, question: tuple[str, str], transport: str) -> None:
+        text = server_text(server)
+        self.metrics.sent(text, question[1])
         if self.on_query is not None:
-            self.on_query(server_text(server), question[0], question[1], transport)
+            self.on_query(text, question[0], question[1], transport)
 
     def _address(self, server: Server) -> tuple[int, tuple[Any, ...]]:
         """(family, socket address) of ``server``, worked out once."""
@@ -300,7 +382,7 @@ class _Servers:
         ``Finish``), takes what came of it, and returns one response or
         ``UpstreamFailure`` per question, in order. ``attempts`` (default: the
         config's) is how many rounds over the servers to make."""
-        exchange = Exchange(questions)
+        exchange = self.new_exchange(questions)
         for server in self.rounds(attempts):
             pending = exchange.pending()
             if not pending:
@@ -315,7 +397,7 @@ class _Servers:
         connected UDP socket, replies matched until the deadline, truncated
         answers asked again over TCP; the server's health marked."""
         family, address = self._address(server)
-        waiting = exchange.start_try(pending)
+        waiting = exchange.start_try(pending, server)
         heard = False
         error: OSError | None = yield Open(family, address)
         for i in pending:
@@ -344,9 +426,9 @@ class _Servers:
                 yield StartTcp(i, server[0], server[1], exchange.tcp_frame(i), self._timeout)
         if error is not None:
             exchange.fail(pending, f"network error: {error.strerror or error}")
-        replies: list[tuple[int, TcpResult]] = yield Finish()
-        for i, reply in replies:
-            exchange.tcp_done(i, reply)
+        replies: list[TcpDone] = yield Finish()
+        for i, reply, seconds in replies:
+            exchange.tcp_done(i, reply, seconds)
         self._mark(server, heard)
 
 
@@ -388,7 +470,7 @@ class _Sockets:
             else:  # Finish: the UDP socket first, then the TCP retries in turn
                 self.close()
                 queued, self.tcp = self.tcp, []
-                return [(t.index, _tcp(t)) for t in queued]
+                return [_tcp(t) for t in queued]
         except OSError as exc:
             return exc
         return None
@@ -417,11 +499,20 @@ def _receive(sock: socket.socket, deadline: float) -> bytes | None:
         return None
 
 
-def _tcp(command: StartTcp) -> TcpResult:
-    """One TCP exchange: the reply's octets, or the exception met."""
+def _tcp(command: StartTcp) -> TcpDone:
+    """One TCP exchange: the reply's octets, or the exception met, and the
+    seconds it took."""
+    started = time.monotonic()
+    return (
+        command.index,
+        _tcp_reply(command, started + command.timeout),
+        time.monotonic() - started,
+    )
+
+
+def _tcp_reply(command: StartTcp, deadline: float) -> TcpResult:
     host, port = command.host, command.port
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    deadline = time.monotonic() + command.timeout
     try:
         with socket.socket(family, socket.SOCK_STREAM) as sock:
             sock.settimeout(command.timeout)
@@ -488,7 +579,7 @@ class _Transports:
         self.loop = loop
         self.transport: asyncio.DatagramTransport | None = None
         self.queue: asyncio.Queue[bytes | OSError] = asyncio.Queue()
-        self.tcp: list[tuple[int, asyncio.Task[TcpResult]]] = []
+        self.tcp: list[asyncio.Task[TcpDone]] = []
 
     async def perform(self, command: Command) -> Any:
         if isinstance(command, Receive):
@@ -506,10 +597,10 @@ class _Transports:
                 return exc
             self.queue = protocol.queue
         elif isinstance(command, StartTcp):
-            self.tcp.append((command.index, self.loop.create_task(_tcp_async(command))))
+            self.tcp.append(self.loop.create_task(_tcp_async(command)))
         else:
             self.close()
-            done = [(i, await task) for i, task in self.tcp]
+            done = [await task for task in self.tcp]
             self.tcp.clear()
             return done
         return None
@@ -521,7 +612,7 @@ class _Transports:
 
     async def aclose(self) -> None:
         self.close()
-        unfinished = [task for _, task in self.tcp if not task.done()]
+        unfinished = [task for task in self.tcp if not task.done()]
         for task in unfinished:
             task.cancel()
         if unfinished:
@@ -544,11 +635,15 @@ async def _next_datagram(
         return None
 
 
-async def _tcp_async(command: StartTcp) -> TcpResult:
-    """One TCP exchange on asyncio streams: the reply's octets, or the
-    exception met (as ``_tcp`` does with a blocking socket)."""
+async def _tcp_async(command: StartTcp) -> TcpDone:
+    """One TCP exchange on asyncio streams, as ``_tcp`` does with a blocking socket."""
+    started = time.monotonic()
+    reply = await _tcp_reply_async(command, started + command.timeout)
+    return command.index, reply, time.monotonic() - started
+
+
+async def _tcp_reply_async(command: StartTcp, deadline: float) -> TcpResult:
     writer: asyncio.StreamWriter | None = None
-    deadline = time.monotonic() + command.timeout
 
     def left() -> float:
         return max(0.0, deadline - time.monotonic())

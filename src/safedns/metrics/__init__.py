@@ -6,6 +6,6 @@ lookup path, and turn every field into a metric (see :func:`samples`), so new
 counters appear without changes here.
 """
 
-from safedns.metrics._samples import Sample, samples
+from safedns.metrics._samples import Sample, flatten, kinds, samples
 
-__all__ = ["Sample", "samples"]
+__all__ = ["Sample", "flatten", "kinds", "samples"]

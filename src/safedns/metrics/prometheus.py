@@ -7,8 +7,12 @@ reads ``resolver.stats()`` at scrape time.
 Every ``Stats`` field is a ``safedns_<field>`` metric (counters are exposed
 as ``safedns_<field>_total``, the Prometheus convention): for example
 ``safedns_cache_hits_total``, ``safedns_upstream_queries_total``,
-``safedns_stale_served_total``, ``safedns_entries``. Needs the ``prometheus``
-extra (``pip install 'safedns[prometheus]'``).
+``safedns_stale_served_total``, ``safedns_entries``. Mapping fields are
+labelled (``safedns_upstream_queries_by_result_total{result="NXDOMAIN"}``,
+``safedns_server_health_backed_off{server="10.0.0.10:53"}``) and the upstream
+latency is a Prometheus histogram, ``safedns_upstream_latency_seconds``
+(``_bucket{le=...}``, ``_count``, ``_sum``). Needs the ``prometheus`` extra
+(``pip install 'safedns[prometheus]'``).
 """
 
 from __future__ import annotations
@@ -16,11 +20,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, Protocol
 
-from safedns.metrics._samples import Sample, samples
+from safedns.metrics._samples import Sample, le_text, samples
 
 try:
     from prometheus_client import REGISTRY, CollectorRegistry
-    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+    from prometheus_client.core import (
+        CounterMetricFamily,
+        GaugeMetricFamily,
+        HistogramMetricFamily,
+        Metric,
+    )
     from prometheus_client.registry import Collector
 except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise ImportError(
@@ -49,6 +58,16 @@ class StatsCollector(Collector):
         for name, (kind, group) in families.items():
             label_names = [*self.labels, *(k for k, _ in group[0].labels)]
             documentation = f"safedns {name.removeprefix('safedns_').replace('_', ' ')}"
+            if kind == "histogram":
+                histogram = HistogramMetricFamily(name, documentation, labels=label_names)
+                for sample in group:
+                    histogram.add_metric(
+                        [*self.labels.values(), *(v for _, v in sample.labels)],
+                        [(le_text(bound), count) for bound, count in sample.buckets],
+                        sample.value,
+                    )
+                yield histogram
+                continue
             family: CounterMetricFamily | GaugeMetricFamily
             if kind == "counter":
                 family = CounterMetricFamily(name, documentation, labels=label_names)
