@@ -184,6 +184,68 @@ def test_one_query_for_a_thousand_tasks(dns: DNSServer, config: ResolverConfig) 
     assert dns.queries == [("v4.example.com.", "A")]
 
 
+def test_a_burst_shares_one_computation_and_each_task_gets_its_own_error(
+    dns: DNSServer, config: ResolverConfig
+) -> None:
+    """1000 tasks on a missing name: one walk (one query per family), and each task
+    raises a gaierror of its own with the stdlib code (not one shared instance)."""
+    dns.delay = 0.1
+
+    async def main() -> list[BaseException]:
+        async with AsyncResolver(config.replace(timeout=5.0)) as resolver:
+            calls = (
+                safedns.async_getaddrinfo("missing.example.com", 80, resolver=resolver)
+                for _ in range(1000)
+            )
+            return await asyncio.gather(*calls, return_exceptions=True)
+
+    errors = run(main())
+    assert all(isinstance(e, socket.gaierror) and e.errno == S.EAI_NONAME for e in errors)
+    assert len({id(e) for e in errors}) == 1000
+    assert sorted(dns.queries) == [("missing.example.com.", "A"), ("missing.example.com.", "AAAA")]
+
+
+def test_cancelling_waiters_of_a_shared_computation(
+    dns: DNSServer, config: ResolverConfig
+) -> None:
+    """Cancelling one waiter cancels only its wait; when every waiter is gone the
+    computation stops (no task is left), and the next call starts afresh."""
+    dns.delay = 0.3
+
+    async def main() -> tuple[Any, ...]:
+        async with AsyncResolver(config.replace(timeout=5.0)) as resolver:
+
+            def ask(host: str) -> asyncio.Task[Any]:
+                coro = safedns.async_getaddrinfo(host, 80, S.AF_INET, resolver=resolver)
+                return asyncio.ensure_future(coro)
+
+            first, second = ask("v4.example.com"), ask("v4.example.com")
+            await asyncio.sleep(0)
+            first.cancel()
+            rows = await second
+            assert first.cancelled()
+            dns.delay = 1.0
+            alone = ask("svc.example.com")
+            await asyncio.sleep(0.05)  # under way: its query is at the server
+            alone.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await alone
+            for _ in range(5):
+                await asyncio.sleep(0)
+            # The computation and the resolver's walk are gone; only the query already
+            # sent runs on (its answer still lands in the cache).
+            running = {t.get_coro().__qualname__ for t in asyncio.all_tasks()}  # type: ignore[union-attr]
+            assert not running & {"_compute", "AsyncResolver._run"}, running
+            assert "AsyncResolver._exchange" in running
+            dns.delay = 0.0
+            fresh = await asyncio.wait_for(ask("svc.example.com"), 10)
+            return rows, fresh
+
+    rows, fresh = run(main())
+    assert rows[0][4] == ("192.0.2.4", 80)
+    assert fresh[0][4] == ("127.0.0.1", 80)
+
+
 @pytest.fixture
 def echo_port() -> Iterator[int]:
     """A local asyncio TCP echo server, on its own loop in a thread."""

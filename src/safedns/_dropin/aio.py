@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 from safedns._async import AsyncResolver
-from safedns._dropin.addrinfo import AddrInfo, default_addrinfo
+from safedns._dropin.addrinfo import AddrInfo, CacheKey, default_addrinfo
 from safedns._dropin.constants import AddrInfoTuple
 from safedns._dropin.errors import GaiError, gai_error
 from safedns._dropin.gai import getaddrinfo_steps
@@ -85,7 +85,11 @@ async def async_getaddrinfo(
 async def getaddrinfo_with(
     addrinfo: AddrInfo, host: Any, port: Any, family: Any, type: Any, proto: Any, flags: Any
 ) -> list[AddrInfoTuple]:
-    """``async_getaddrinfo`` on ``addrinfo``'s cache, files and async resolver."""
+    """``async_getaddrinfo`` on ``addrinfo``'s cache, files and async resolver.
+
+    Calls with the same arguments while one is being answered share its computation
+    (one task runs the steps; the others wait for its rows or its error code), so a
+    burst of tasks on a cold name costs one walk of the steps, not one each."""
     hit = addrinfo.hit(host, port, family, type, proto, flags)
     if hit is not None:
         return hit
@@ -95,6 +99,32 @@ async def getaddrinfo_with(
     now, generation, cached = addrinfo.begin(key)
     if cached is not None:
         return list(cached)
+    call = (addrinfo, key, name, service, family_i, type_i, proto_i, flags_i, now, generation)
+    if key is None:  # not cacheable (an unusual host or port class): not shared either
+        outcome = await _compute(*call)
+    else:
+        outcome = await _shared((addrinfo, generation, key), call)
+    if isinstance(outcome, int):
+        raise gai_error(outcome) from None
+    return list(outcome)
+
+
+async def _compute(
+    addrinfo: AddrInfo,
+    key: CacheKey | None,
+    name: bytes | None,
+    service: bytes | None,
+    family: int,
+    socktype: int,
+    proto: int,
+    flags: int,
+    now: float,
+    generation: int,
+) -> tuple[AddrInfoTuple, ...] | int:
+    """The steps, their DNS questions asked of the async resolver: the rows (stored in
+    the cache as :meth:`AddrInfo.store` decides), or the ``EAI_*`` code (each caller
+    raises its own ``socket.gaierror``: one shared exception would collect every
+    caller's traceback)."""
     resolver = addrinfo.async_resolver()
 
     async def ask(question: DnsQuestion) -> DnsReply:
@@ -103,12 +133,60 @@ async def getaddrinfo_with(
         except (ResolveError, InvalidName) as exc:
             return exc
 
-    steps = getaddrinfo_steps(addrinfo.nss, name, service, family_i, type_i, proto_i, flags_i)
+    steps = getaddrinfo_steps(addrinfo.nss, name, service, family, socktype, proto, flags)
     try:
         generated = await drive_async(steps, ask)
     except GaiError as exc:
-        raise gai_error(exc.code) from None
-    return list(addrinfo.store(key, generated, now, generation))
+        return exc.code
+    return addrinfo.store(key, generated, now, generation)
+
+
+class _Shared:
+    """A computation under way in a task, and how many callers wait for it."""
+
+    __slots__ = ("task", "waiters")
+
+    def __init__(self, task: asyncio.Task[tuple[AddrInfoTuple, ...] | int]) -> None:
+        self.task = task
+        self.waiters = 0
+
+
+_SharedKey = tuple[AddrInfo, int, CacheKey]
+
+#: The computations under way on each event loop, by AddrInfo, cache generation and
+#: arguments (tasks are of one loop).
+_running: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[_SharedKey, _Shared]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def _shared(key: _SharedKey, call: tuple[Any, ...]) -> tuple[AddrInfoTuple, ...] | int:
+    """``_compute(*call)``'s outcome, shared by every caller asking ``key`` while it runs: the
+    first caller runs it as a task, the others (counted as coalesced lookups) wait for
+    that task. Each waits through ``asyncio.shield``: cancelling one cancels only its
+    wait; when the last one is gone the task is cancelled (and later callers start
+    afresh)."""
+    loop = asyncio.get_running_loop()
+    table = _running.get(loop)
+    if table is None:
+        table = _running[loop] = {}
+    shared = table.get(key)
+    if shared is None:
+        shared = table[key] = _Shared(loop.create_task(_compute(*call)))
+        shared.task.add_done_callback(lambda _: _forget(table, key, shared))
+    shared.waiters += 1
+    try:
+        return await asyncio.shield(shared.task)
+    finally:
+        shared.waiters -= 1
+        if not shared.waiters and not shared.task.done():
+            _forget(table, key, shared)
+            shared.task.cancel()
+
+
+def _forget(table: dict[_SharedKey, _Shared], key: _SharedKey, shared: _Shared) -> None:
+    if table.get(key) is shared:
+        del table[key]
 
 
 def loop_getaddrinfo(
