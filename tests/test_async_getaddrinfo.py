@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import asyncio.base_events
 import concurrent.futures
+import os
 import socket
 import subprocess
 import sys
 import textwrap
+import warnings
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,6 +27,7 @@ from safedns import AsyncResolver, Resolver, ResolverConfig
 from safedns._dropin.aio import getaddrinfo_with
 from safedns._getaddrinfo import AddrInfo, set_default
 from safedns.testing import DNSServer
+from tests.conftest import FakeClock
 
 S = socket
 T = TypeVar("T")
@@ -354,6 +357,68 @@ def test_patched_nests_and_restores_the_loop(config: ResolverConfig) -> None:
                 assert inner.__safedns_addrinfo__ is second  # type: ignore[attr-defined]
             assert asyncio.base_events.BaseEventLoop.getaddrinfo is outer
         assert asyncio.base_events.BaseEventLoop.getaddrinfo is LOOP_GETADDRINFO
+
+
+def _udp_sockets() -> set[str]:
+    """This process's open UDP sockets (by inode)."""
+    inodes = set()
+    for table in ("/proc/self/net/udp", "/proc/self/net/udp6"):
+        with open(table) as f:
+            inodes |= {line.split()[9] for line in list(f)[1:]}
+    links = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            links.add(os.readlink(f"/proc/self/fd/{fd}"))
+        except FileNotFoundError:  # the directory listing's own descriptor
+            continue
+    return {link for link in links if link.startswith("socket:[") and link[8:-1] in inodes}
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/net/udp"), reason="reads /proc (Linux)")
+@pytest.mark.parametrize("how", ["asyncio.run", "run_until_complete"])
+def test_no_task_or_socket_outlives_a_patched_loop(
+    dns: DNSServer, config: ResolverConfig, clock: FakeClock, how: str
+) -> None:
+    """A program that opened connections under ``safedns.patched()`` ends while a
+    background refresh of the patched loop's resolver is under way (the server is
+    slow): when its loop shuts down, the refresh is stopped, its socket closed, and
+    no task of that loop is left (``asyncio.run``, or ``shutdown_asyncgens()`` then
+    ``close()``)."""
+    resolver = Resolver(config.replace(timeout=5.0, attempts=1), clock=clock)
+    loops: list[asyncio.AbstractEventLoop] = []
+    refreshing: list[str] = []
+
+    async def main() -> None:
+        loops.append(asyncio.get_running_loop())
+        listener = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+        port = listener.sockets[0].getsockname()[1]
+        for _ in range(2):
+            opening = asyncio.open_connection("svc.example.com", port, family=S.AF_INET)
+            _, writer = await opening
+            writer.close()
+            await writer.wait_closed()
+            clock.advance(280)  # past the refresh-ahead point of the 300 s answers
+            dns.delay = 1.5
+        listener.close()
+        await listener.wait_closed()
+        tasks = asyncio.all_tasks() - {asyncio.current_task()}
+        refreshing.extend(t.get_coro().__qualname__ for t in tasks)  # type: ignore[union-attr]
+
+    before = _udp_sockets()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        with safedns.patched(resolver):
+            if how == "asyncio.run":
+                asyncio.run(main())
+            else:
+                loop = asyncio.new_event_loop()
+                loop.run_until_complete(main())
+                loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.close()
+    assert "AsyncResolver._exchange" in refreshing  # a refresh was under way at the end
+    assert dns.queries == [("svc.example.com.", "A")] * 2  # and had reached the server
+    assert asyncio.all_tasks(loops[0]) == set()
+    assert _udp_sockets() == before
 
 
 ASYNC_CHILD = textwrap.dedent(

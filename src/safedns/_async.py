@@ -15,7 +15,7 @@ import contextlib
 import socket
 import time
 import weakref
-from collections.abc import Callable, Coroutine, Generator
+from collections.abc import AsyncGenerator, Callable, Coroutine, Generator
 from typing import Any, TypeVar
 
 from safedns._cache import Entry
@@ -87,6 +87,11 @@ class AsyncResolver:
         #: Lookups without options under way, per loop, by kind and arguments.
         self._lookups: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, dict[tuple[object, ...], _Lookup]
+        ] = weakref.WeakKeyDictionary()
+        #: Per loop, the async generator whose closing (the loop's
+        #: ``shutdown_asyncgens``) stops this resolver's tasks on that loop.
+        self._watchers: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, AsyncGenerator[None, None]
         ] = weakref.WeakKeyDictionary()
 
     def _after_fork(self) -> None:
@@ -177,9 +182,22 @@ class AsyncResolver:
 
     async def aclose(self) -> None:
         """Cancel the resolver's tasks (shared queries, background refreshes)
-        and wait for them; their sockets are closed when this returns."""
+        and wait for them; their sockets are closed when this returns.
+
+        Without it, the resolver's tasks on an event loop are cancelled and
+        awaited when that loop shuts down (``asyncio.run`` ends, or
+        ``loop.shutdown_asyncgens()``), so none outlives its loop."""
         self._closed = True
-        while tasks := [t for t in self._tasks if not t.done()]:
+        loop = asyncio.get_running_loop()
+        for task in self._tasks:
+            if task.get_loop() is not loop:
+                with contextlib.suppress(RuntimeError):  # its loop is closed
+                    task.cancel()
+        await self._stop_tasks(loop)
+
+    async def _stop_tasks(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Cancel this resolver's tasks on ``loop`` (the running one) and wait for them."""
+        while tasks := [t for t in self._tasks if t.get_loop() is loop and not t.done()]:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -214,6 +232,7 @@ class AsyncResolver:
         lookups = self._lookups.get(loop)
         if lookups is None:
             lookups = self._lookups[loop] = {}
+            self._watch(loop)
         name = key[1]
         try:
             shared = lookups.get(key)
@@ -252,7 +271,27 @@ class AsyncResolver:
         flights = self._flights.get(loop)
         if flights is None:
             flights = self._flights[loop] = Flights(lambda now: AsyncFlight(now, loop))
+            self._watch(loop)
         return flights
+
+    def _watch(self, loop: asyncio.AbstractEventLoop) -> None:
+        """On this resolver's first use on ``loop`` (the running one): have the
+        loop's shutdown stop the resolver's tasks there. The hook is an async
+        generator, started here so the loop's ``firstiter`` hook registers it:
+        ``shutdown_asyncgens()`` closes it, and its ``finally`` cancels and
+        awaits the tasks (a refresh under way, a shared query), which close
+        their sockets. Tasks left on loops closed without that shutdown are
+        let go (not kept alive by this resolver)."""
+        if loop in self._watchers:
+            return
+        for task in [t for t in self._tasks if t.get_loop().is_closed()]:
+            self._tasks.discard(task)
+        for closed in [other for other in self._watchers if other.is_closed()]:
+            del self._watchers[closed]  # it refers to its loop: let the loop go
+        watcher = _until_shutdown(weakref.ref(self))
+        with contextlib.suppress(StopIteration):
+            watcher.asend(None).send(None)
+        self._watchers[loop] = watcher
 
     async def _ask(self, ask: Ask) -> list[Outcome]:
         core = self._core
@@ -319,6 +358,19 @@ class AsyncResolver:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+
+async def _until_shutdown(ref: weakref.ref[AsyncResolver]) -> AsyncGenerator[None, None]:
+    """Suspended until its loop's ``shutdown_asyncgens()`` closes it; then stops
+    the resolver's tasks on that loop (see ``AsyncResolver._watch``)."""
+    try:
+        yield
+    finally:
+        resolver = ref()
+        if resolver is not None:
+            loop = asyncio.get_running_loop()
+            resolver._watchers.pop(loop, None)
+            await resolver._stop_tasks(loop)
 
 
 class _Lookup:
