@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 import warnings
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
@@ -398,9 +399,12 @@ def test_no_task_or_socket_outlives_a_patched_loop(
             writer.close()
             await writer.wait_closed()
             clock.advance(280)  # past the refresh-ahead point of the 300 s answers
-            dns.delay = 1.5
+            dns.delay = 2.0
         listener.close()
         await listener.wait_closed()
+        deadline = time.monotonic() + 30
+        while len(dns.queries) < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)  # until the refresh's query is at the server
         tasks = asyncio.all_tasks() - {asyncio.current_task()}
         refreshing.extend(t.get_coro().__qualname__ for t in tasks)  # type: ignore[union-attr]
 

@@ -190,6 +190,48 @@ def test_async_resolver_on_a_shared_core_reports_into_the_same_stats(lab: DNSSer
 # -- latency ------------------------------------------------------------------
 
 
+# -- the getaddrinfo drop-in -------------------------------------------------
+
+
+def test_drop_in_hits_are_lookups_and_cache_hits(lab: DNSServer) -> None:
+    """20 patched ``socket.getaddrinfo`` calls are 20 lookups: the first asks the
+    resolver, the 19 answered from the drop-in's finished results are cache hits."""
+    import safedns
+
+    resolver = Resolver(fqdn_config(lab.nameserver))
+    with safedns.patched(resolver):
+        rows = [socket.getaddrinfo("ok.example.com", 80) for _ in range(20)]
+    assert all(r == rows[0] for r in rows)
+    stats = resolver.stats()
+    assert stats.lookups == 20
+    assert stats.cache_hits >= 19
+    assert stats.upstream_queries == 2  # A and AAAA, once
+
+
+def test_async_drop_in_hits_and_joined_calls_are_counted(lab: DNSServer) -> None:
+    """``async_getaddrinfo``: each call is a lookup; repeated calls are cache hits;
+    in a burst on a cold name, every call but the one computing is coalesced."""
+    import safedns
+
+    async def main() -> tuple[Stats, Stats]:
+        async with AsyncResolver(fqdn_config(lab.nameserver)) as resolver:
+            for _ in range(20):
+                await safedns.async_getaddrinfo("ok.example.com", 80, resolver=resolver)
+            sequential = resolver.stats()
+        async with AsyncResolver(fqdn_config(lab.nameserver, timeout=5.0)) as resolver:
+            calls = (
+                safedns.async_getaddrinfo("ok.example.com", 80, resolver=resolver)
+                for _ in range(100)
+            )
+            await asyncio.gather(*calls)
+            return sequential, resolver.stats()
+
+    lab.delay = 0.1
+    sequential, burst = asyncio.run(main())
+    assert (sequential.lookups, sequential.cache_hits) == (20, 19)
+    assert (burst.lookups, burst.coalesced, burst.upstream_queries) == (100, 99, 2)
+
+
 def test_histogram_counts_every_reply(lab: DNSServer) -> None:
     lab.drop_types = {"MX"}
     with Resolver(fqdn_config(lab.nameserver)) as resolver:

@@ -15,7 +15,7 @@ import contextlib
 import socket
 import time
 import weakref
-from collections.abc import AsyncGenerator, Callable, Coroutine, Generator
+from collections.abc import AsyncGenerator, Callable, Coroutine, Generator, Iterator
 from typing import Any, TypeVar
 
 from safedns._cache import Entry
@@ -68,6 +68,11 @@ class AsyncResolver:
             self._clock = clock if clock is not None else time.monotonic
             self._core = Core(self.config, self._clock)
         self._owns_core = resolver is None
+        counters = self._core.counters
+        #: As ``Resolver.hit_ticks``: ``next()`` counts a lookup and a cache hit.
+        self.hit_ticks: Iterator[int] = counters.memo_hits.ticks
+        #: As ``Resolver.count_joined``: a lookup and coalesced, one increment.
+        self.count_joined: Callable[[], object] = counters.joined.inc
         self._on_query = on_query
         self._init_runtime()
         self._closed = False
@@ -244,9 +249,7 @@ class AsyncResolver:
             shared = lookups[key] = _Lookup(self._spawn(self._run(steps)))
             shared.task.add_done_callback(lambda _: _forget(lookups, key, shared))
         else:
-            counters = self._core.counters
-            counters.lookups.inc()
-            counters.coalesced.inc()
+            self.count_joined()
         shared.waiters += 1
         try:
             return await asyncio.shield(shared.task)

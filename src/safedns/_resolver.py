@@ -11,7 +11,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 from safedns._cache import Entry
@@ -49,6 +49,14 @@ class Resolver:
         self._clock = clock
         self._on_query = on_query
         self._core = Core(self.config, clock)
+        counters = self._core.counters
+        #: ``next(resolver.hit_ticks)`` counts one lookup answered by a cache in
+        #: front of this resolver (the getaddrinfo drop-in's finished results): a
+        #: lookup and a cache hit in ``stats()``, one increment.
+        self.hit_ticks: Iterator[int] = counters.memo_hits.ticks
+        #: Count one lookup that waited for an identical one in front of this
+        #: resolver (the drop-in's): a lookup and coalesced in ``stats()``.
+        self.count_joined: Callable[[], object] = counters.joined.inc
         self._init_runtime()
         reset_in_child(self, Resolver._after_fork)
 

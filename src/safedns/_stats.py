@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -23,7 +24,11 @@ __all__ = ["Counter", "Counters", "Stats"]
 class Stats:
     """A snapshot of a resolver's counters.
 
-    - ``lookups``: calls of ``resolve``/``resolve_addresses``/``getaddrinfo``.
+    - ``lookups``: calls of ``resolve``/``resolve_addresses``/``getaddrinfo``
+      (the drop-in's, ``async_getaddrinfo`` and a patched event loop's too:
+      one answered from the drop-in's finished results is a lookup and a
+      cache hit; one that waited for an identical call is a lookup and
+      coalesced).
     - ``cache_hits`` / ``negative_hits``: questions answered by a fresh
       positive / negative cache entry; ``cache_misses``: questions not.
     - ``upstream_queries``: questions sent to a nameserver (each try counts);
@@ -96,9 +101,12 @@ _COUNTED = tuple(f.name for f in fields(Stats) if f.name not in _OBSERVED)
 
 
 class Counter:
-    """A thread-safe event counter: ``inc()`` (a few tens of ns), ``value``."""
+    """A thread-safe event counter: ``inc()`` (a few tens of ns), ``value``.
 
-    __slots__ = ("_count", "_lock", "_reads", "inc")
+    ``next(counter.ticks)`` counts one too, a little faster than ``inc()`` (no
+    method-wrapper call): for the hottest paths."""
+
+    __slots__ = ("_count", "_lock", "_reads", "inc", "ticks")
 
     def __init__(self) -> None:
         self._count = itertools.count()
@@ -106,6 +114,7 @@ class Counter:
         self._reads = 0
         self._lock = threading.Lock()
         self.inc = self._count.__next__
+        self.ticks: Iterator[int] = self._count
 
     @property
     def value(self) -> int:
@@ -122,10 +131,13 @@ class Counters:
     """One counter per field of ``Stats``: ``counters.cache_hits.inc()``.
 
     ``memo_hits`` counts the lookups a memoised answer served, each both a
-    lookup and a cache hit (one increment on the hottest path, not two)."""
+    lookup and a cache hit (one increment on the hottest path, not two), also
+    those the getaddrinfo drop-in answers from its finished results;
+    ``joined`` the lookups that waited for another caller's identical lookup,
+    each both a lookup and a coalesced one."""
 
     #: Extra counters, and the ``Stats`` fields each one also counts in.
-    FOLDED = {"memo_hits": ("lookups", "cache_hits")}
+    FOLDED = {"memo_hits": ("lookups", "cache_hits"), "joined": ("lookups", "coalesced")}
 
     def __init__(self) -> None:
         for name in (*_COUNTED, *self.FOLDED):
@@ -144,6 +156,7 @@ class Counters:
     budget_waits: Counter
     refreshes: Counter
     memo_hits: Counter
+    joined: Counter
 
     def snapshot(self, **observed: Any) -> Stats:
         """The counters, plus the ``observed`` fields (cache sizes, ...)."""

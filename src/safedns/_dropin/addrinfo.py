@@ -120,6 +120,9 @@ class AddrInfo:
         #: resolver's cache, made on first use (again after resolv.conf changed it).
         self._async_given = async_resolver
         self._async: tuple[Resolver, AsyncResolver] | None = None
+        #: Counts a finished result served (a lookup and a cache hit) in the stats of
+        #: the resolver asked on a miss (the async one, when given).
+        self._hits = (async_resolver or resolver).hit_ticks
         _instances.add(self)
 
     def __repr__(self) -> str:
@@ -166,13 +169,13 @@ class AddrInfo:
         """:func:`socket.getaddrinfo`, answered by safedns."""
         # The hit path of :meth:`hit`, inline: a method call would cost a quarter of it.
         try:
-            entry = self._cache[(host, port, family, type, proto, flags)]
+            expires, rows = self._cache[(host, port, family, type, proto, flags)]
         except (KeyError, TypeError):
-            entry = None
-        if entry is not None:
+            pass
+        else:
             now = self._clock()
             if (
-                now < entry[0]
+                now < expires
                 and now < self._recheck_at
                 and port.__class__ in _PORT_CLASSES
                 and family.__class__ in _INT_CLASSES
@@ -181,7 +184,8 @@ class AddrInfo:
                 and flags.__class__ in _INT_CLASSES
             ):
                 _audit("socket.getaddrinfo", host, port, family, type, proto)
-                return list(entry[1])
+                next(self._hits)  # a lookup and a cache hit in the resolver's stats
+                return [*rows]
         key, name, service, family_i, type_i, proto_i, flags_i = self.arguments(
             host, port, family, type, proto, flags
         )
@@ -192,12 +196,12 @@ class AddrInfo:
     ) -> list[AddrInfoTuple] | None:
         """A finished result still good for exactly these arguments, audited; else None."""
         try:
-            entry = self._cache[(host, port, family, type, proto, flags)]
+            expires, rows = self._cache[(host, port, family, type, proto, flags)]
         except (KeyError, TypeError):
             return None
         now = self._clock()
         if (
-            now < entry[0]
+            now < expires
             and now < self._recheck_at
             and port.__class__ in _PORT_CLASSES
             and family.__class__ in _INT_CLASSES
@@ -206,7 +210,8 @@ class AddrInfo:
             and flags.__class__ in _INT_CLASSES
         ):
             _audit("socket.getaddrinfo", host, port, family, type, proto)
-            return list(entry[1])
+            next(self._hits)
+            return [*rows]
         return None
 
     @staticmethod
@@ -239,6 +244,7 @@ class AddrInfo:
         if key is not None:
             entry = self._cache.get(key)
             if entry is not None and now < entry[0]:
+                next(self._hits)
                 return now, generation, entry[1]
         return now, generation, None
 
@@ -279,6 +285,8 @@ class AddrInfo:
             if config is None:
                 return False
             previous, self.resolver = self.resolver, self.resolver.reconfigured(config)
+            if self._async_given is None:
+                self._hits = self.resolver.hit_ticks
         previous.close()  # its background refreshes; lookups in progress still finish
         return True
 

@@ -174,6 +174,8 @@ async def _shared(key: _SharedKey, call: tuple[Any, ...]) -> tuple[AddrInfoTuple
     if shared is None:
         shared = table[key] = _Shared(loop.create_task(_compute(*call)))
         shared.task.add_done_callback(lambda _: _forget(table, key, shared))
+    else:
+        key[0].async_resolver().count_joined()  # a lookup, and coalesced
     shared.waiters += 1
     try:
         return await asyncio.shield(shared.task)
