@@ -302,8 +302,23 @@ class Setup:
             family=family_for(settings.local_address),
         )
 
+    def pool_arguments(self) -> tuple[str, dict[str, Any]]:
+        """What both transports build their httpcore pool from: ``(kind,
+        keyword arguments)``, kind ``"direct"`` (a ``WatchingPoolCore`` pool,
+        which also gets the address book, counters and ``max_connection_age``),
+        ``"http"`` (``HTTPProxy``) or ``"socks"`` (``SOCKSProxy``). The network
+        backend is the caller's to add."""
+        if self.settings.proxy is not None:
+            return self.settings.proxied()
+        return "direct", {
+            **self.settings.direct(),
+            "book": self.book,
+            "counters": self.counters,
+            "max_connection_age": self.max_connection_age,
+        }
 
-def install_pool(transport: httpx.HTTPTransport | httpx.AsyncHTTPTransport, pool: Any) -> None:
+
+def install_pool(transport: Any, pool: Any) -> None:
     """Give an httpx transport our httpcore pool.
 
     THE ONE PRIVATE ATTRIBUTE: httpx's ``HTTPTransport`` keeps its pool in
