@@ -495,12 +495,14 @@ def test_trust_env_proxies_and_the_transport_as_docs_guides_say(
     dns: DNSServer, resolver: safedns.Resolver, env_proxy: _ProxyBackend
 ) -> None:
     """docs/guides.md, httpx: with ``transport=``, httpx.Client ignores the
-    proxy environment variables (trust_env=True or not); ``Client(proxy=...)``
-    builds a plain httpx transport that bypasses ours; ``proxy=`` on the
-    transport, or ``mounts=`` of our transports, is the way."""
+    proxy environment variables (trust_env=True or not); without it, or with
+    ``Client(proxy=...)``, httpx builds plain transports that bypass ours;
+    ``proxy=`` on our transport, in ``mounts=`` built from the environment
+    (an exempt host mounted on its own), is the way."""
     import urllib.request
 
     dns.add(NAME, "A", "127.0.0.2", ttl=60)
+    dns.add("direct.example.com", "A", "127.0.0.2", ttl=60)
     proxy_url = f"http://127.0.0.6:{env_proxy.port}"
     with backends("127.0.0.2") as (server,):
         ours = SafeTransport(resolver=resolver)
@@ -514,18 +516,25 @@ def test_trust_env_proxies_and_the_transport_as_docs_guides_say(
         assert response.text == f"proxied GET {server.url(NAME)}"
         assert bypassed.stats().requests == 0  # httpx's own transport carried it
 
+        with httpx.Client(trust_env=True) as plain:  # no transport: httpx builds one per proxy
+            assert plain.get(server.url(NAME)).text == f"proxied GET {server.url(NAME)}"
+
         proxies = urllib.request.getproxies()  # the guide's recipe
-        mounts: dict[str, httpx.BaseTransport] = {
+        mounts: dict[str, httpx.BaseTransport | None] = {
             f"{scheme}://": SafeTransport(resolver=resolver, proxy=url)
             for scheme, url in proxies.items()
             if scheme in ("http", "https")
         }
+        exempt = SafeTransport(resolver=resolver)  # as for NO_PROXY
+        mounts["all://direct.example.com"] = exempt
         with httpx.Client(transport=SafeTransport(resolver=resolver), mounts=mounts) as client:
             response = client.get(server.url(NAME))
+            assert client.get(server.url("direct.example.com")).text == "127.0.0.2"
         assert response.text == f"proxied GET {server.url(NAME)}"
         mounted = mounts["http://"]
         assert isinstance(mounted, SafeTransport) and mounted.stats().requests == 1
-    assert env_proxy.request_count == 2 and server.request_count == 1
+        assert exempt.stats().requests == 1
+    assert env_proxy.request_count == 3 and server.request_count == 2
 
 
 def test_unknown_name_is_a_connect_error_and_not_retried(

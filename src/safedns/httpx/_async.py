@@ -17,11 +17,10 @@ import httpx
 
 from safedns._async import AsyncResolver
 from safedns._resolver import Resolver
-from safedns.httpx._common import family_for
+from safedns.httpx._common import Dial, Drain, family_for
 from safedns.httpx._core import (
     BackendCore,
-    Dial,
-    Drain,
+    ShellClasses,
     TransportCore,
     WatchedConnectionCore,
     WatchingPoolCore,
@@ -108,12 +107,9 @@ class AsyncSafeTransport(
     """
 
     pool: httpcore.AsyncConnectionPool
-    pool_classes = {
-        "direct": _WatchingPool,
-        "http": httpcore.AsyncHTTPProxy,
-        "socks": httpcore.AsyncSOCKSProxy,
-    }
-    backend_class = AsyncSafeBackend
+    classes = ShellClasses(
+        AsyncSafeBackend, _WatchingPool, httpcore.AsyncHTTPProxy, httpcore.AsyncSOCKSProxy
+    )
 
     def _adopt_resolver(self, resolver: AsyncResolver | Resolver | None) -> AsyncResolver:
         if isinstance(resolver, Resolver):

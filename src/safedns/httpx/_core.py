@@ -7,28 +7,28 @@ resolver or a sleep lives here, in one class each that both shells inherit:
 
 - ``BackendCore``: the backend's state, the addresses to dial (IP literal,
   the transport's address book, or the resolver's answer) and the errors a
-  failed resolution becomes; ``Dial`` walks those addresses for the connect
-  loop, remembering the last connect error.
+  failed resolution becomes.
 - ``WatchedConnectionCore``: a pooled connection's ``ConnectionWatch``: every
   method of httpcore's connection interface that does no I/O, retirement
   (counted in the transport's stats) and learning the peer address.
 - ``WatchingPoolCore``: the pool's watch setup for ``create_connection``.
 - ``TransportCore``: the constructor (options checked and pool built by
   ``Setup``, the one private attribute set by ``install_pool``), ``stats()``,
-  the ``RetryRun`` of a request and the DNS refresh decisions.
-- ``Drain``: how much of a response that will be retried is read.
+  the ``RetryRun`` of a request and the DNS refresh decisions; a shell names
+  its I/O classes in one ``ShellClasses``.
 
 The shells subclass these together with the httpcore/httpx base classes and
-add only their I/O: ``connect_tcp``, ``handle_request``, ``close`` and their
-``async`` twins.
+add only their I/O: ``connect_tcp`` (walking ``_common.Dial``),
+``handle_request`` (closing retried responses as ``_common.Drain`` says),
+``close`` and their ``async`` twins.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, ClassVar, Generic, NamedTuple, Protocol, TypeVar
 
 import httpcore
 import httpx
@@ -49,18 +49,12 @@ from safedns.httpx._common import (
 )
 
 __all__ = [
-    "DRAIN_LIMIT",
     "BackendCore",
-    "Dial",
-    "Drain",
+    "ShellClasses",
     "TransportCore",
     "WatchedConnectionCore",
     "WatchingPoolCore",
 ]
-
-#: At most this much of a response that will be retried is read (so its
-#: connection can be reused) before it is closed.
-DRAIN_LIMIT = 64 * 1024
 
 ResolverT = TypeVar("ResolverT")
 ResolverArgT = TypeVar("ResolverArgT")
@@ -123,31 +117,6 @@ class BackendCore(Generic[ResolverT, NetworkT]):
     def _opened(self, stream: StreamT) -> StreamT:
         self.counters.bump("connections_opened")
         return stream
-
-
-class Dial:
-    """The addresses of one ``connect_tcp``, in turn: ``with dial.attempt():``
-    around each connect ends a connect error or timeout there (the next
-    address is tried); ``failure()`` is the error to raise once none is left."""
-
-    def __init__(self, addresses: Sequence[str]) -> None:
-        self.addresses = addresses
-        self.error: Exception | None = None
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.addresses)
-
-    @contextlib.contextmanager
-    def attempt(self) -> Iterator[None]:
-        try:
-            yield
-        except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-            self.error = exc
-
-    def failure(self) -> Exception:
-        if self.error is not None:
-            return self.error
-        return httpcore.ConnectError("no address to connect to")
 
 
 class _Pooled(Protocol):
@@ -242,19 +211,27 @@ class WatchingPoolCore:
         return ConnectionWatch(host, self.safedns_book, time.monotonic(), self.safedns_max_age)
 
 
+class ShellClasses(NamedTuple):
+    """The I/O classes of one shell: its network backend (a ``BackendCore``)
+    and its pool for each kind ``Setup.pool_arguments`` names."""
+
+    backend: Callable[..., Any]
+    direct: Callable[..., Any]
+    http: Callable[..., Any]
+    socks: Callable[..., Any]
+
+
 class TransportCore(Generic[ResolverArgT, ResolverT]):
     """``SafeTransport`` and ``AsyncSafeTransport`` without their I/O.
 
     ``ResolverArgT`` is what the ``resolver`` argument may be,
     ``ResolverT`` the resolver the transport uses (``_adopt_resolver``);
-    ``pool_classes`` the pool to build for each kind that
-    ``Setup.pool_arguments`` names, ``backend_class`` the network backend.
+    ``classes`` the shell's network backend and pools.
     ``httpx.HTTPTransport.__init__`` is not called: it would build a pool
     without our backend; ``install_pool`` gives httpx ours instead.
     """
 
-    pool_classes: ClassVar[Mapping[str, Callable[..., Any]]]
-    backend_class: ClassVar[Callable[..., Any]]
+    classes: ClassVar[ShellClasses]
 
     def __init__(
         self,
@@ -291,6 +268,7 @@ class TransportCore(Generic[ResolverArgT, ResolverT]):
             retries=retries,
             socket_options=socket_options,
         )
+        kind, kwargs = setup.pool_arguments()  # may raise: before a resolver is made
         self.resolver: ResolverT = self._adopt_resolver(resolver)
         self._owns_resolver = self.resolver is not resolver
         self.retry = setup.retry
@@ -298,11 +276,12 @@ class TransportCore(Generic[ResolverArgT, ResolverT]):
         self.max_connection_age = max_connection_age
         self._setup = setup
         self._counters = setup.counters
-        backend = self.backend_class(
+        classes = self.classes
+        backend = classes.backend(
             self.resolver, book=setup.book, counters=setup.counters, from_book=setup.follow
         )
-        kind, kwargs = setup.pool_arguments()
-        self.pool = self.pool_classes[kind](network_backend=backend, **kwargs)
+        pool_class = {"direct": classes.direct, "http": classes.http, "socks": classes.socks}[kind]
+        self.pool = pool_class(network_backend=backend, **kwargs)
         install_pool(self, self.pool)
 
     def _adopt_resolver(self, resolver: ResolverArgT | None) -> ResolverT:
@@ -349,15 +328,3 @@ class TransportCore(Generic[ResolverArgT, ResolverT]):
 
     def _found(self, host: str, addresses: Sequence[str]) -> None:
         self._setup.book.update(host, addresses)
-
-
-class Drain:
-    """Reading a response that will not be returned, so that its connection
-    can be reused: ``enough(chunk)`` is True once ``limit`` bytes were read."""
-
-    def __init__(self, limit: int = DRAIN_LIMIT) -> None:
-        self.left = limit
-
-    def enough(self, chunk: bytes) -> bool:
-        self.left -= len(chunk)
-        return self.left < 0

@@ -20,11 +20,10 @@ import httpcore
 import httpx
 
 from safedns._resolver import Resolver
-from safedns.httpx._common import family_for
+from safedns.httpx._common import Dial, Drain, family_for
 from safedns.httpx._core import (
     BackendCore,
-    Dial,
-    Drain,
+    ShellClasses,
     TransportCore,
     WatchedConnectionCore,
     WatchingPoolCore,
@@ -120,12 +119,7 @@ class SafeTransport(TransportCore[Resolver, Resolver], httpx.HTTPTransport):
     """
 
     pool: httpcore.ConnectionPool
-    pool_classes = {
-        "direct": _WatchingPool,
-        "http": httpcore.HTTPProxy,
-        "socks": httpcore.SOCKSProxy,
-    }
-    backend_class = SafeBackend
+    classes = ShellClasses(SafeBackend, _WatchingPool, httpcore.HTTPProxy, httpcore.SOCKSProxy)
 
     def _adopt_resolver(self, resolver: Resolver | None) -> Resolver:
         return resolver if resolver is not None else Resolver()
