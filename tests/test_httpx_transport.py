@@ -417,6 +417,32 @@ def test_http2_by_name(dns: DNSServer, resolver: safedns.Resolver, ca: trustme.C
         server.close()
 
 
+def test_http2_by_name_through_the_async_transport(dns: DNSServer, ca: trustme.CA) -> None:
+    """HTTP/2 through ``AsyncSafeTransport``: one TLS connection by name, ALPN
+    h2, concurrent requests multiplexed as streams on it."""
+    dns.add(NAME, "A", "127.0.0.2", ttl=60)
+
+    async def main(server: H2Backend) -> tuple[list[httpx.Response], TransportStats]:
+        config = safedns.ResolverConfig(nameservers=[dns.nameserver], search=(), ndots=1)
+        async with safedns.AsyncResolver(config) as resolver:
+            transport = AsyncSafeTransport(resolver=resolver, verify=client_tls(ca), http2=True)
+            async with httpx.AsyncClient(transport=transport) as client:
+                first = await client.get(server.url(NAME))
+                rest = await asyncio.gather(*(client.get(server.url(NAME)) for _ in range(20)))
+            return [first, *rest], transport.stats()
+
+    server = H2Backend("127.0.0.2", server_tls(ca, NAME))
+    try:
+        answers, stats = asyncio.run(main(server))
+        assert {(r.http_version, r.text) for r in answers} == {("HTTP/2", "h2 127.0.0.2")}
+        assert len(answers) == 21
+        assert server.connections == 1 and server.streams == 21
+        assert (stats.requests, stats.attempts, stats.connections_opened) == (21, 21, 1)
+        assert len(dns.queries) <= 2, dns.queries
+    finally:
+        server.close()
+
+
 def test_literal_ip_never_asks_dns(dns: DNSServer, resolver: safedns.Resolver) -> None:
     with backends("127.0.0.2") as (server,):
         transport = SafeTransport(resolver=resolver)
@@ -427,15 +453,18 @@ def test_literal_ip_never_asks_dns(dns: DNSServer, resolver: safedns.Resolver) -
     assert transport.stats().connections_opened == 1
 
 
+class _ProxyBackend(Backend):
+    """An HTTP proxy that answers itself, naming the request it got."""
+
+    def answer(self, handler: Any) -> tuple[int, list[tuple[str, str]], bytes]:
+        return 200, [], f"proxied {handler.command} {handler.path}".encode()
+
+
 def test_proxy_hostname_resolves_through_safedns_target_does_not(
     dns: DNSServer, resolver: safedns.Resolver
 ) -> None:
-    class ProxyBackend(Backend):
-        def answer(self, handler: Any) -> tuple[int, list[tuple[str, str]], bytes]:
-            return 200, [], f"proxied {handler.command} {handler.path}".encode()
-
     dns.add("proxy.example.com", "A", "127.0.0.6", ttl=60)
-    proxy = ProxyBackend("127.0.0.6")
+    proxy = _ProxyBackend("127.0.0.6")
     try:
         transport = SafeTransport(
             resolver=resolver, proxy=f"http://proxy.example.com:{proxy.port}"
@@ -446,6 +475,66 @@ def test_proxy_hostname_resolves_through_safedns_target_does_not(
         assert {name for name, _ in dns.queries} == {"proxy.example.com."}
     finally:
         proxy.close()
+
+
+@pytest.fixture
+def env_proxy(monkeypatch: pytest.MonkeyPatch) -> Iterator[_ProxyBackend]:
+    """A real proxy on 127.0.0.6, named by ``HTTP_PROXY`` in the environment."""
+    for name in ("ALL_PROXY", "NO_PROXY", "HTTPS_PROXY", "HTTP_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    proxy = _ProxyBackend("127.0.0.6")
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.6:{proxy.port}")
+    try:
+        yield proxy
+    finally:
+        proxy.close()
+
+
+def test_trust_env_proxies_and_the_transport_as_docs_guides_say(
+    dns: DNSServer, resolver: safedns.Resolver, env_proxy: _ProxyBackend
+) -> None:
+    """docs/guides.md, httpx: with ``transport=``, httpx.Client ignores the
+    proxy environment variables (trust_env=True or not); without it, or with
+    ``Client(proxy=...)``, httpx builds plain transports that bypass ours;
+    ``proxy=`` on our transport, in ``mounts=`` built from the environment
+    (an exempt host mounted on its own), is the way."""
+    import urllib.request
+
+    dns.add(NAME, "A", "127.0.0.2", ttl=60)
+    dns.add("direct.example.com", "A", "127.0.0.2", ttl=60)
+    proxy_url = f"http://127.0.0.6:{env_proxy.port}"
+    with backends("127.0.0.2") as (server,):
+        ours = SafeTransport(resolver=resolver)
+        with httpx.Client(transport=ours, trust_env=True) as client:
+            assert client.get(server.url(NAME)).text == "127.0.0.2"  # direct: HTTP_PROXY unused
+        assert env_proxy.request_count == 0 and ours.stats().requests == 1
+
+        bypassed = SafeTransport(resolver=resolver)
+        with httpx.Client(transport=bypassed, proxy=proxy_url) as client:
+            response = client.get(server.url(NAME))
+        assert response.text == f"proxied GET {server.url(NAME)}"
+        assert bypassed.stats().requests == 0  # httpx's own transport carried it
+
+        with httpx.Client(trust_env=True) as plain:  # no transport: httpx builds one per proxy
+            assert plain.get(server.url(NAME)).text == f"proxied GET {server.url(NAME)}"
+
+        proxies = urllib.request.getproxies()  # the guide's recipe
+        mounts: dict[str, httpx.BaseTransport | None] = {
+            f"{scheme}://": SafeTransport(resolver=resolver, proxy=url)
+            for scheme, url in proxies.items()
+            if scheme in ("http", "https")
+        }
+        exempt = SafeTransport(resolver=resolver)  # as for NO_PROXY
+        mounts["all://direct.example.com"] = exempt
+        with httpx.Client(transport=SafeTransport(resolver=resolver), mounts=mounts) as client:
+            response = client.get(server.url(NAME))
+            assert client.get(server.url("direct.example.com")).text == "127.0.0.2"
+        assert response.text == f"proxied GET {server.url(NAME)}"
+        mounted = mounts["http://"]
+        assert isinstance(mounted, SafeTransport) and mounted.stats().requests == 1
+        assert exempt.stats().requests == 1
+    assert env_proxy.request_count == 3 and server.request_count == 2
 
 
 def test_unknown_name_is_a_connect_error_and_not_retried(

@@ -203,6 +203,55 @@ def test_spent_budget_answers_at_once() -> None:
     assert second == Decision(retry=False, delay=0.0, denied=True)
 
 
+def test_run_trying_is_the_whole_retry_loop() -> None:
+    """The loop both transports run: ``trying()`` counts each try and ends a
+    retried error there; every event reaches ``tally``; what is not retried
+    leaves as it was raised."""
+    events: list[str] = []
+    policy = safedns.RetryPolicy(attempts=3, backoff=0)
+    kinds = {ConnectionRefusedError: Failure.CONNECT, PermissionError: Failure.TLS_CERTIFICATE}
+
+    def classify(exc: Exception) -> Failure:
+        return kinds.get(type(exc), Failure.OTHER)
+
+    run = RetryRun(
+        policy, None, "GET", body_replayable=True, classify=classify, tally=events.append
+    )
+    with run.trying():
+        raise ConnectionRefusedError  # retried: it ends here
+    assert (run.attempt, run.delay) == (2, 0.0)
+    refused = PermissionError("certificate")
+    with pytest.raises(PermissionError) as info, run.trying():
+        raise refused
+    assert info.value is refused  # not retried: the caller gets it as raised
+    assert events == ["requests", "attempts", "retries", "attempts"]
+
+    events.clear()
+    cancel = RetryRun(
+        policy, None, "GET", body_replayable=True, classify=classify, tally=events.append
+    )
+    with pytest.raises(KeyboardInterrupt), cancel.trying():
+        raise KeyboardInterrupt  # a BaseException is never classified nor retried
+    unknown = RetryRun(policy, None, "GET", body_replayable=True, tally=events.append)
+    with pytest.raises(ConnectionRefusedError), unknown.trying():
+        raise ConnectionRefusedError  # no classify: every error is Failure.OTHER
+    assert events == ["requests", "attempts", "requests", "attempts"]
+
+
+def test_run_after_response_reads_retry_after_and_counts_denials() -> None:
+    clock = FakeClock()
+    budget = safedns.RetryBudget(ratio=0, min_per_second=0.1, window=10.0, clock=clock)
+    policy = safedns.RetryPolicy(attempts=3, backoff=5.0, backoff_max=30.0)
+    events: list[str] = []
+    run = RetryRun(policy, budget, "GET", body_replayable=True, tally=events.append)
+    assert run.after_response(200, {"Retry-After": "7"}) == Decision(False)
+    date = "Wed, 21 Oct 2015 07:28:10 GMT"  # 1445412490
+    first = run.after_response(503, {"Retry-After": date}, now_wall=1445412480.0)
+    assert first == Decision(True, 10.0) and run.delay == 10.0
+    assert run.after_response(503, {"Retry-After": "1"}) == Decision(False, denied=True)
+    assert events == ["requests", "retries", "retries_denied"]
+
+
 @given(
     attempts=st.integers(1, 8),
     attempt=st.integers(1, 10),

@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import time
 import weakref
 from collections.abc import AsyncGenerator, Callable, Coroutine, Generator, Iterator
+from socket import AF_UNSPEC
 from typing import Any, TypeVar
 
 from safedns._cache import Entry
 from safedns._config import ResolverConfig
-from safedns._core import Ask, Core, Key, Outcome, QueryObserver
+from safedns._core import Ask, Core, Key, Name, Outcome, QueryObserver, RdType, Timeout
 from safedns._fork import reset_in_child
 from safedns._records import Answer, reverse_name
 from safedns._resolver import Resolver
@@ -116,12 +116,7 @@ class AsyncResolver:
     # -- public API ---------------------------------------------------------
 
     async def resolve(
-        self,
-        name: str | bytes,
-        rdtype: str | int = "A",
-        *,
-        search: bool = True,
-        timeout: float | None = None,
+        self, name: Name, rdtype: RdType = "A", *, search: bool = True, timeout: Timeout = None
     ) -> Answer:
         """Resolve ``name`` for one type; see ``Resolver.resolve`` (``search``,
         ``timeout`` and the record types are the same)."""
@@ -131,17 +126,12 @@ class AsyncResolver:
             return await self._shared(("resolve", name, rdtype), self._core.lookup, rdtype)
         return await self._run(self._core.lookup(name, rdtype, search, timeout, time.monotonic()))
 
-    async def resolve_address(self, address: object, *, timeout: float | None = None) -> Answer:
+    async def resolve_address(self, address: object, *, timeout: Timeout = None) -> Answer:
         """The reverse (PTR) lookup of an address; see ``Resolver.resolve_address``."""
         return await self.resolve(reverse_name(address), "PTR", search=False, timeout=timeout)
 
     async def resolve_addresses(
-        self,
-        name: str | bytes,
-        family: int = socket.AF_UNSPEC,
-        *,
-        search: bool = True,
-        timeout: float | None = None,
+        self, name: Name, family: int = AF_UNSPEC, *, search: bool = True, timeout: Timeout = None
     ) -> list[str]:
         """A and AAAA asked together (``AF_UNSPEC``), or one family. IPv4 first.
         ``search`` and ``timeout`` as for ``resolve``."""
@@ -156,12 +146,7 @@ class AsyncResolver:
         return [a for answer in answers for a in answer.addresses]
 
     async def lookup_addresses(
-        self,
-        name: str | bytes,
-        family: int = socket.AF_UNSPEC,
-        *,
-        search: bool = True,
-        timeout: float | None = None,
+        self, name: Name, family: int = AF_UNSPEC, *, search: bool = True, timeout: Timeout = None
     ) -> list[Answer]:
         """See ``Resolver.lookup_addresses`` (DNS only: no RFC 6761 names)."""
         if search and timeout is None:

@@ -31,7 +31,7 @@ import math
 import socket
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeAlias, TypeVar
 
 import dns.message
 import dns.rdatatype
@@ -63,8 +63,11 @@ __all__ = [
     "Got",
     "Key",
     "Lead",
+    "Name",
     "Outcome",
     "QueryObserver",
+    "RdType",
+    "Timeout",
     "Walk",
     "call_timeout",
     "drive",
@@ -75,6 +78,12 @@ F = TypeVar("F", bound=Flight[Any])
 T = TypeVar("T")
 #: Called for every query sent: (server "host:port", qname, rdtype, "udp"|"tcp").
 QueryObserver = Callable[[str, str, str, str], None]
+#: A host name as callers give it (``str``, IDNA-encoded; ``bytes``, ASCII).
+Name: TypeAlias = str | bytes
+#: A record type: ``"MX"``, ``"mx"``, ``dns.rdatatype.MX`` or ``15``.
+RdType: TypeAlias = str | int
+#: A bound on one call, in seconds; None: the configured timeouts alone.
+Timeout: TypeAlias = float | None
 
 FAMILY_TYPES: dict[int, tuple[str, ...]] = {
     socket.AF_UNSPEC: ("A", "AAAA"),

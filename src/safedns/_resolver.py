@@ -8,15 +8,15 @@ same shell for asyncio.
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from socket import AF_UNSPEC
 
 from safedns._cache import Entry
 from safedns._config import ResolverConfig
-from safedns._core import Ask, Core, Key, Outcome, QueryObserver, drive
+from safedns._core import Ask, Core, Key, Name, Outcome, QueryObserver, RdType, Timeout, drive
 from safedns._fork import reset_in_child
 from safedns._records import Answer, UpstreamFailure, reverse_name
 from safedns._singleflight import Flights, ThreadFlight
@@ -78,12 +78,7 @@ class Resolver:
     # -- public API ---------------------------------------------------------
 
     def resolve(
-        self,
-        name: str | bytes,
-        rdtype: str | int = "A",
-        *,
-        search: bool = True,
-        timeout: float | None = None,
+        self, name: Name, rdtype: RdType = "A", *, search: bool = True, timeout: Timeout = None
     ) -> Answer:
         """Resolve ``name`` (walking the search list as planned) for one type:
         ``"MX"``, ``"mx"``, ``dns.rdatatype.MX`` or ``15``. Iterate the answer
@@ -103,7 +98,7 @@ class Resolver:
         steps = self._core.lookup(name, rdtype, search, timeout, time.monotonic())
         return drive(steps, self._ask)
 
-    def resolve_address(self, address: object, *, timeout: float | None = None) -> Answer:
+    def resolve_address(self, address: object, *, timeout: Timeout = None) -> Answer:
         """The reverse (PTR) lookup of an IPv4 or IPv6 address: the answer for
         ``10.2.0.192.in-addr.arpa.`` (no search list), cached like any
         other; ``records`` holds the host names as text (trailing dot),
@@ -112,12 +107,7 @@ class Resolver:
         return self.resolve(reverse_name(address), "PTR", search=False, timeout=timeout)
 
     def resolve_addresses(
-        self,
-        name: str | bytes,
-        family: int = socket.AF_UNSPEC,
-        *,
-        search: bool = True,
-        timeout: float | None = None,
+        self, name: Name, family: int = AF_UNSPEC, *, search: bool = True, timeout: Timeout = None
     ) -> list[str]:
         """The addresses of ``name``: A and AAAA asked together (``AF_UNSPEC``),
         or one family. IPv4 first. ``search`` and ``timeout`` as for
@@ -128,12 +118,7 @@ class Resolver:
         return [a for answer in drive(steps, self._ask) for a in answer.addresses]
 
     def lookup_addresses(
-        self,
-        name: str | bytes,
-        family: int = socket.AF_UNSPEC,
-        *,
-        search: bool = True,
-        timeout: float | None = None,
+        self, name: Name, family: int = AF_UNSPEC, *, search: bool = True, timeout: Timeout = None
     ) -> list[Answer]:
         """Like ``resolve_addresses`` but returns the ``Answer`` of each type that
         had data (A before AAAA), all for the same candidate name.

@@ -7,7 +7,8 @@ backoff with full jitter, or the server's ``Retry-After``). ``RetryBudget``
 caps what all requests of a transport may add in retries together, so a
 failing backend sees at most ``1 + ratio`` times its normal load (plus a small
 floor) instead of ``attempts`` times. ``RetryRun`` walks one request through
-its attempts; the sync and async transports only send and sleep what it says.
+its attempts; the sync and async transports only send, sleep and close
+responses as it says.
 
 The rules, in order (``should_retry``)::
 
@@ -22,6 +23,7 @@ The rules, in order (``should_retry``)::
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import enum
 import math
@@ -29,7 +31,7 @@ import random as _random_module
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 __all__ = ["Decision", "Failure", "RetryBudget", "RetryPolicy", "RetryRun", "parse_retry_after"]
@@ -270,11 +272,37 @@ class Decision:
 
 class RetryRun:
     """One request's way through its attempts, shared by the sync and async
-    transports: they send, report each outcome here, and sleep or stop as
-    told. ``attempt`` is the number of tries made so far (1 while the first
-    is under way). Creating a run counts the request in the budget."""
+    transports: every decision of their retry loop is here, and they only
+    send, sleep and close what it says::
 
-    __slots__ = ("attempt", "body_replayable", "budget", "method", "policy")
+        run = RetryRun(policy, budget, method, body_replayable=..., classify=...)
+        while True:
+            with run.trying():               # counts the try; a retried error ends here
+                response = send(request)
+                if not run.after_response(response.status, response.headers).retry:
+                    return response
+                close(response)
+            sleep(run.delay)
+
+    ``attempt`` is the number of tries made so far (1 while the first is
+    under way); ``delay`` the seconds to wait before the next one. Creating a
+    run counts the request in the budget. ``classify`` says what an exception
+    raised by a try means for retrying (default: ``Failure.OTHER``, never
+    retried). ``tally``, if given, is called with the name of each event, as
+    the fields of ``safedns.httpx.TransportStats`` name them: ``"requests"``
+    (once), ``"attempts"``, ``"retries"``, ``"retries_denied"``.
+    """
+
+    __slots__ = (
+        "attempt",
+        "body_replayable",
+        "budget",
+        "classify",
+        "delay",
+        "method",
+        "policy",
+        "tally",
+    )
 
     def __init__(
         self,
@@ -283,14 +311,38 @@ class RetryRun:
         method: str,
         *,
         body_replayable: bool,
+        classify: Callable[[Exception], Failure] | None = None,
+        tally: Callable[[str], None] | None = None,
     ) -> None:
         self.policy = policy
         self.budget = budget
         self.method = method
         self.body_replayable = body_replayable
+        self.classify = classify
+        self.tally = tally
         self.attempt = 1
+        self.delay = 0.0
+        self._count("requests")
         if budget is not None and policy.attempts > 1:
             budget.record_request()
+
+    def _count(self, event: str) -> None:
+        if self.tally is not None:
+            self.tally(event)
+
+    @contextlib.contextmanager
+    def trying(self) -> Iterator[None]:
+        """Around one try (``with run.trying(): send``): counts it, and
+        ends there an exception that the policy retries and the budget
+        allows (``delay`` then says how long to wait). Any other exception,
+        and ``BaseException`` always, goes on to the caller as raised."""
+        self._count("attempts")
+        try:
+            yield
+        except Exception as exc:
+            failure = self.classify(exc) if self.classify is not None else Failure.OTHER
+            if not self.after_error(failure).retry:
+                raise
 
     def after_error(self, error: Failure) -> Decision:
         """The attempt raised; ``error`` says how it failed."""
@@ -309,11 +361,25 @@ class RetryRun:
         )
         return self._decide(allowed, retry_after)
 
+    def after_response(
+        self, status: int, headers: Mapping[str, str], now_wall: float | None = None
+    ) -> Decision:
+        """The attempt got a response with ``status`` and ``headers`` (whose
+        ``Retry-After``, if any, is read against ``now_wall``, seconds since
+        the epoch, default now). A response to be retried must be closed
+        before the next try."""
+        if status not in self.policy.retry_on_status:
+            return Decision(False)
+        now_wall = time.time() if now_wall is None else now_wall
+        return self.after_status(status, parse_retry_after(headers.get("Retry-After"), now_wall))
+
     def _decide(self, allowed: bool, retry_after: float | None) -> Decision:
         if not allowed:
             return Decision(False)
         if self.budget is not None and not self.budget.try_spend_retry():
+            self._count("retries_denied")
             return Decision(False, denied=True)
-        delay = self.policy.delay(self.attempt, retry_after)
+        self.delay = self.policy.delay(self.attempt, retry_after)
         self.attempt += 1
-        return Decision(True, delay)
+        self._count("retries")
+        return Decision(True, self.delay)

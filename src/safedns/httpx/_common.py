@@ -1,16 +1,19 @@
 """What the sync and async transports share: error classification, the
 counters behind ``stats()``, resolution errors as httpcore sees them, the
-pool settings copied from ``httpx.HTTPTransport``, and the one place that
-touches a private attribute of httpx.
+pool settings copied from ``httpx.HTTPTransport``, the one place that
+touches a private attribute of httpx, and the two helpers of their I/O
+loops: ``Dial`` (the addresses of one connect, in turn) and ``Drain`` (how
+much of a response that will be retried is read).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import itertools
 import socket
 import ssl
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -23,9 +26,12 @@ from safedns._retry import Failure, RetryBudget, RetryPolicy
 
 __all__ = [
     "DEFAULT_LIMITS",
+    "DRAIN_LIMIT",
     "NOT_FOUND",
     "NO_RETRY",
     "RESOLVE_ERRORS",
+    "Dial",
+    "Drain",
     "PoolSettings",
     "Setup",
     "TransportCounters",
@@ -127,6 +133,10 @@ def resolve_error(host: str, exc: Exception) -> httpcore.ConnectError:
         code, text = socket.EAI_AGAIN, "Temporary failure in name resolution"
     return httpcore.ConnectError(f"[Errno {int(code)}] {text} ({host}: {exc})")
 
+
+#: At most this much of a response that will be retried is read (so its
+#: connection can be reused) before it is closed.
+DRAIN_LIMIT = 64 * 1024
 
 #: A transport without a retry policy tries each request once.
 NO_RETRY = RetryPolicy(attempts=1)
@@ -302,8 +312,23 @@ class Setup:
             family=family_for(settings.local_address),
         )
 
+    def pool_arguments(self) -> tuple[str, dict[str, Any]]:
+        """What both transports build their httpcore pool from: ``(kind,
+        keyword arguments)``, kind ``"direct"`` (a ``WatchingPoolCore`` pool,
+        which also gets the address book, counters and ``max_connection_age``),
+        ``"http"`` (``HTTPProxy``) or ``"socks"`` (``SOCKSProxy``). The network
+        backend is the caller's to add."""
+        if self.settings.proxy is not None:
+            return self.settings.proxied()
+        return "direct", {
+            **self.settings.direct(),
+            "book": self.book,
+            "counters": self.counters,
+            "max_connection_age": self.max_connection_age,
+        }
 
-def install_pool(transport: httpx.HTTPTransport | httpx.AsyncHTTPTransport, pool: Any) -> None:
+
+def install_pool(transport: Any, pool: Any) -> None:
     """Give an httpx transport our httpcore pool.
 
     THE ONE PRIVATE ATTRIBUTE: httpx's ``HTTPTransport`` keeps its pool in
@@ -314,3 +339,40 @@ def install_pool(transport: httpx.HTTPTransport | httpx.AsyncHTTPTransport, pool
     httpx changes this.
     """
     transport._pool = pool
+
+
+class Dial:
+    """The addresses of one ``connect_tcp``, in turn: ``with dial.attempt():``
+    around each connect ends a connect error or timeout there (the next
+    address is tried); ``failure()`` is the error to raise once none is left."""
+
+    def __init__(self, addresses: Sequence[str]) -> None:
+        self.addresses = addresses
+        self.error: Exception | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.addresses)
+
+    @contextlib.contextmanager
+    def attempt(self) -> Iterator[None]:
+        try:
+            yield
+        except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+            self.error = exc
+
+    def failure(self) -> Exception:
+        if self.error is not None:
+            return self.error
+        return httpcore.ConnectError("no address to connect to")
+
+
+class Drain:
+    """Reading a response that will not be returned, so that its connection
+    can be reused: ``enough(chunk)`` is True once ``limit`` bytes were read."""
+
+    def __init__(self, limit: int = DRAIN_LIMIT) -> None:
+        self.left = limit
+
+    def enough(self, chunk: bytes) -> bool:
+        self.left -= len(chunk)
+        return self.left < 0
