@@ -390,4 +390,4 @@ def test_answers_of_a_partial_walk_are_reusable_only_until_failure_recheck(
     assert walk.feed([_got(A), UpstreamFailure("timed out")], clock())
     [answer] = walk.answers(core)
     assert answer.expires == 1060.0
-    assert answer._refresh_at == clock() + CONFIG.failure_recheck
+    assert answer.valid_until == clock() + CONFIG.failure_recheck

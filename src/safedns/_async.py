@@ -23,7 +23,7 @@ from safedns._config import ResolverConfig
 from safedns._core import Ask, Core, Key, Name, Outcome, QueryObserver, RdType, Timeout
 from safedns._fork import reset_in_child
 from safedns._records import Answer, reverse_name
-from safedns._resolver import Resolver
+from safedns._resolver import Resolver, shared_core
 from safedns._singleflight import AsyncFlight, Flights
 from safedns._stats import Stats
 from safedns._upstream import AsyncUpstream
@@ -60,9 +60,9 @@ class AsyncResolver:
                     f"AsyncResolver(resolver=...) shares that resolver's config and clock:"
                     f" {' and '.join(ignored)} would be ignored, give them to the Resolver"
                 )
-            self._core: Core = resolver._core
+            self._core: Core = shared_core(resolver)
             self.config = resolver.config
-            self._clock = resolver._clock
+            self._clock = resolver.clock
         else:
             self.config = config if config is not None else ResolverConfig.from_system()
             self._clock = clock if clock is not None else time.monotonic

@@ -200,7 +200,7 @@ class Core:
         #: fed by the upstream of each shell on this core, never by a hit.
         self.upstream_metrics = UpstreamMetrics(clock)
         #: Finished answers by the caller's own (name, type), each valid until
-        #: its ``_refresh_at``: a hit is a dict lookup and a clock read.
+        #: its ``valid_until``: a hit is a dict lookup and a clock read.
         self.memo: dict[tuple[object, object], Answer] = {}
         #: The same for address lookups, by (name, family).
         self.address_memo: dict[tuple[object, int], AddressMemo] = {}
@@ -250,7 +250,7 @@ class Core:
             answer = self.memo.get((name, rdtype))
         except TypeError:  # unhashable: the slow path raises the right error
             return None
-        if answer is None or self.clock() >= answer._refresh_at:
+        if answer is None or self.clock() >= answer.valid_until:
             return None
         self.counters.memo_hits.inc()
         return answer
@@ -302,17 +302,7 @@ class Core:
 
     def cached_copy(self, answer: Answer, refresh_at: float) -> Answer:
         """``answer`` as later hits see it: from the cache, valid until ``refresh_at``."""
-        return Answer(
-            answer.name,
-            answer.rdtype,
-            answer._records,
-            answer.canonical_name,
-            answer.expires,
-            self.clock,
-            from_cache=True,
-            refresh_at=refresh_at,
-            aliases=answer.aliases,
-        )
+        return answer.cached(self.clock, refresh_at)
 
     def remember(self, name: object, rdtype: str, walk: Walk) -> Answer:
         """The walk's answer for ``resolve``; memoised for the fast path unless

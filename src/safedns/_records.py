@@ -229,7 +229,11 @@ class Answer:
     - ``addresses``: the addresses (A/AAAA), a new list on each access;
       ``records``: every record's data as text (zone-file syntax, absolute
       names with a trailing dot), whatever the type: for PTR, the host names.
-    - ``ttl``: whole seconds left before the answer expires (counts down).
+    - ``ttl``: whole seconds left before the answer expires (counts down);
+      ``expires``: when, on the resolver's clock; ``valid_until``: until when
+      a front end may hand it out again without asking the resolver (the
+      refresh-ahead point, or ``failure_recheck`` after another family of the
+      same lookup failed).
     - ``from_cache``: answered without asking upstream; ``stale``: served
       after its TTL ran out because upstream failed (RFC 8767).
 
@@ -242,13 +246,13 @@ class Answer:
         "_expires",
         "_rdata",
         "_records",
-        "_refresh_at",
         "aliases",
         "canonical_name",
         "from_cache",
         "name",
         "rdtype",
         "stale",
+        "valid_until",
     )
 
     name: str
@@ -259,7 +263,10 @@ class Answer:
     stale: bool
     _records: tuple[str, ...]
     _expires: float
-    _refresh_at: float
+    #: Until when a front end may reuse this answer without asking the
+    #: resolver again, on its clock: the refresh-ahead point, or earlier when
+    #: another family of the same lookup failed (``failure_recheck``).
+    valid_until: float
     _clock: Callable[[], float]
     _rdata: tuple[dns.rdata.Rdata, ...] | None
 
@@ -284,13 +291,26 @@ class Answer:
         init(self, "canonical_name", canonical_name)
         init(self, "_expires", expires)
         init(self, "aliases", aliases)
-        #: Until when a resolver may hand this object out again without asking
-        #: its cache (the refresh-ahead point, or earlier).
-        init(self, "_refresh_at", expires if refresh_at is None else refresh_at)
+        init(self, "valid_until", expires if refresh_at is None else refresh_at)
         init(self, "_clock", clock)
         init(self, "from_cache", from_cache)
         init(self, "stale", stale)
         init(self, "_rdata", None)
+
+    def cached(self, clock: Callable[[], float], valid_until: float) -> Answer:
+        """This answer as later hits see it: from the cache, on ``clock``,
+        reusable until ``valid_until``."""
+        return Answer(
+            self.name,
+            self.rdtype,
+            self._records,
+            self.canonical_name,
+            self._expires,
+            clock,
+            from_cache=True,
+            refresh_at=valid_until,
+            aliases=self.aliases,
+        )
 
     def __setattr__(self, name: str, value: object) -> NoReturn:
         raise AttributeError(f"Answer is immutable: cannot set {name!r}")
@@ -300,7 +320,7 @@ class Answer:
 
     def __reduce__(self) -> tuple[Any, ...]:
         args = (self.name, self.rdtype, self._records, self.canonical_name, self._expires)
-        flags = (self.from_cache, self.stale, self._refresh_at, self.aliases)
+        flags = (self.from_cache, self.stale, self.valid_until, self.aliases)
         return (_rebuild, (*args, self._clock, *flags))
 
     @property
@@ -321,13 +341,6 @@ class Answer:
     def expires(self) -> float:
         """When the answer expires, on the resolver's clock."""
         return self._expires
-
-    @property
-    def valid_until(self) -> float:
-        """Until when a front end may reuse this answer without asking the
-        resolver again, on its clock: the refresh-ahead point, or earlier when
-        another family of the same lookup failed (``failure_recheck``)."""
-        return self._refresh_at
 
     def rdata(self) -> tuple[dns.rdata.Rdata, ...]:
         """The records as dnspython rdata objects (what iteration yields)."""

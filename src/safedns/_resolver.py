@@ -23,7 +23,7 @@ from safedns._singleflight import Flights, ThreadFlight
 from safedns._stats import Stats
 from safedns._upstream import Upstream
 
-__all__ = ["Resolver"]
+__all__ = ["Resolver", "shared_core"]
 
 _Batch = list[tuple[Key, ThreadFlight[Entry]]]
 
@@ -253,3 +253,9 @@ class Resolver:
             except RuntimeError:  # interpreter shutting down
                 return False
         return True
+
+
+def shared_core(resolver: Resolver) -> Core:
+    """The core of ``resolver`` (its cache, counters, budget and failure
+    bookkeeping), for a front end that shares it: ``AsyncResolver(resolver=r)``."""
+    return resolver._core
