@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import asyncio.base_events
 import concurrent.futures
+import gc
 import os
 import socket
 import subprocess
@@ -17,6 +18,7 @@ import sys
 import textwrap
 import time
 import warnings
+import weakref
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -167,6 +169,22 @@ def test_async_getaddrinfo_returns_the_dns_server_address(config: ResolverConfig
     rows, queries = run(main())
     assert rows == [(S.AF_INET, S.SOCK_STREAM, 6, "", ("127.0.0.1", 80))]
     assert queries == 2  # A and AAAA, once
+
+
+def test_a_resolver_given_to_async_getaddrinfo_is_not_kept_alive(config: ResolverConfig) -> None:
+    # Its finished-results cache lives on the resolver, not in a module-level table.
+    async def main() -> weakref.ref[AsyncResolver]:
+        resolver = AsyncResolver(config)
+        rows = await safedns.async_getaddrinfo("svc.example.com", 80, resolver=resolver)
+        assert rows
+        again = await safedns.async_getaddrinfo("svc.example.com", 80, resolver=resolver)
+        assert again == rows and resolver.stats().upstream_queries == 2  # a hit
+        await resolver.aclose()
+        return weakref.ref(resolver)
+
+    ref = run(main())
+    gc.collect()
+    assert ref() is None
 
 
 def test_one_query_for_a_thousand_tasks(dns: DNSServer, config: ResolverConfig) -> None:

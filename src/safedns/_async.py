@@ -73,6 +73,10 @@ class AsyncResolver:
         self.hit_ticks: Iterator[int] = counters.memo_hits.ticks
         #: As ``Resolver.count_joined``: a lookup and coalesced, one increment.
         self.count_joined: Callable[[], object] = counters.joined.inc
+        #: The drop-in's finished-results cache for ``async_getaddrinfo(...,
+        #: resolver=self)``, made there on first use; it lives as long as this
+        #: resolver does (a reference cycle, which the garbage collector frees).
+        self.dropin: Any = None
         self._on_query = on_query
         self._init_runtime()
         self._closed = False

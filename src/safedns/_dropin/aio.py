@@ -37,10 +37,6 @@ __all__ = [
 
 T = TypeVar("T")
 
-#: The AddrInfo (its finished-results cache) of each AsyncResolver given to
-#: async_getaddrinfo; weak both ways, like patch()'s.
-_by_resolver: weakref.WeakKeyDictionary[AsyncResolver, AddrInfo] = weakref.WeakKeyDictionary()
-
 
 async def drive_async(steps: Steps[T], ask: Callable[[DnsQuestion], Awaitable[DnsReply]]) -> T:
     """Run a lookup to its end, awaiting ``ask`` for each DNS question."""
@@ -56,13 +52,13 @@ async def drive_async(steps: Steps[T], ask: Callable[[DnsQuestion], Awaitable[Dn
 def _addrinfo_of(resolver: AsyncResolver | None) -> AddrInfo:
     if resolver is None:
         return default_addrinfo()
-    addrinfo = _by_resolver.get(resolver)
-    if addrinfo is None:
+    addrinfo = resolver.dropin
+    if not isinstance(addrinfo, AddrInfo):
         # Its sync resolver is never asked here: it lends the clock and configuration
-        # the cached results are timed by (the AsyncResolver's own).
+        # the cached results are timed by (the AsyncResolver's own). Kept on the
+        # resolver, so it goes when the resolver does.
         sync = Resolver(resolver.config, clock=resolver.clock)
-        addrinfo = AddrInfo(sync, async_resolver=resolver)
-        _by_resolver[resolver] = addrinfo
+        addrinfo = resolver.dropin = AddrInfo(sync, async_resolver=resolver)
     return addrinfo
 
 
