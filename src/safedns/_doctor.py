@@ -20,12 +20,10 @@ safedns pays it once per TTL.
 from __future__ import annotations
 
 import concurrent.futures
-import functools
 import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from importlib.resources import files
 
 import dns.exception
 import dns.message
@@ -35,7 +33,7 @@ import dns.rcode
 from safedns._config import ResolverConfig, parse_nameserver
 from safedns._exceptions import InvalidName
 from safedns._hosts import HOSTS_PATH, NSSWITCH_PATH, HostsFile, NsSwitch
-from safedns._planning import cluster_domain_of, plan
+from safedns._planning import cluster_domain_of, iana_tlds, plan
 from safedns._replay import glibc_plan
 
 __all__ = [
@@ -231,12 +229,6 @@ def probe_nameservers(servers: Sequence[str], timeout: float = 1.0) -> list[Prob
 # ------------------------------------------------------------------ analysis
 
 
-@functools.cache
-def _tlds() -> frozenset[str]:
-    text = (files("safedns") / "data" / "tlds-alpha-by-domain.txt").read_text("ascii")
-    return frozenset(ln.strip().lower() for ln in text.splitlines() if ln and ln[0] != "#")
-
-
 def default_names(config: ResolverConfig) -> list[str]:
     """The names examined when none is given."""
     names = list(DEFAULT_NAMES)
@@ -288,7 +280,12 @@ def _cost(name: str, facts: HostFacts) -> NameCost:
         )
     elif ours == theirs:
         dots = bare.count(".")
-        if dots and dots < config.ndots and bare.rsplit(".", 1)[-1] in _tlds() and config.search:
+        if (
+            dots
+            and dots < config.ndots
+            and bare.rsplit(".", 1)[-1] in iana_tlds()
+            and config.search
+        ):
             note = (
                 "ambiguous: it could be a service in namespace "
                 f"{bare.rsplit('.', 1)[-1]!r}, so it walks the search list first, as glibc "

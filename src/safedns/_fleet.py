@@ -225,11 +225,11 @@ def run_fleet(
                 for i, name in enumerate(names):
                     clock.now = 1000.0 + i / rate
                     if i / rate >= 1.0 and not first_second:
-                        first_second = len(server.queries)
+                        first_second = server.query_count
                     if i / rate >= warmup and not after_warmup:
-                        after_warmup = len(server.queries)
+                        after_warmup = server.query_count
                     safedns_outcome(resolver, name)
-            total = len(server.queries)
+            total = server.query_count
             safedns_queries += server.queries[after_warmup:]
             steady.append((total - after_warmup) / (seconds - warmup))
             cold.append(first_second)

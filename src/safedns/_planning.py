@@ -38,6 +38,7 @@ __all__ = [
     "cluster_domain_of",
     "encode_name",
     "iana_tld_version",
+    "iana_tlds",
     "is_external",
     "namespace_of",
     "plan",
@@ -100,6 +101,11 @@ def _iana() -> tuple[str, frozenset[str]]:
         line.strip().lower() for line in lines if line.strip() and not line.startswith("#")
     )
     return version, tlds
+
+
+def iana_tlds() -> frozenset[str]:
+    """The shipped IANA top-level domains, lower case."""
+    return _iana()[1]
 
 
 def iana_tld_version() -> str:

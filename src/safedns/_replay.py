@@ -315,7 +315,7 @@ class Recorder(Protocol):
 
 def _begin(recorder: Recorder | None, label: str, server: DNSServer) -> None:
     if recorder is not None:
-        recorder.begin(label, lambda: len(server.queries))
+        recorder.begin(label, lambda: server.query_count)
 
 
 def _end(recorder: Recorder | None) -> None:
@@ -460,9 +460,9 @@ def _run_phase(
         outcome = lookup(name)
         outcomes.setdefault(name, outcome)
         if progress is not None and progress.tty and i % 256 == 0:
-            progress.update(i, f" lookups, {len(server.queries):,} queries")
+            progress.update(i, f" lookups, {server.query_count:,} queries")
     _end(recorder)
-    queries = len(server.queries)
+    queries = server.query_count
     if progress is not None:
         progress.finish(f"{len(names):,} lookups, {queries:,} queries")
     return queries, outcomes
@@ -517,14 +517,14 @@ def _run_baseline_phase(
                     outcomes.setdefault(name, outcome)
                 done += len(part)
                 if progress is not None and progress.tty:
-                    progress.update(done, f" lookups, {len(server.queries):,} queries")
+                    progress.update(done, f" lookups, {server.query_count:,} queries")
     except (OSError, BrokenProcessPool):
         _end(recorder)
         # No worker processes here: count again, in this process.
         with GlibcBaseline(server.address, SEARCH, NDOTS) as baseline:
             return _run_phase(title, baseline.lookup, names, server, progress, recorder)
     _end(recorder)
-    queries = len(server.queries)
+    queries = server.query_count
     if progress is not None:
         progress.finish(f"{len(names):,} lookups, {queries:,} queries")
     return queries, outcomes
@@ -560,7 +560,7 @@ def _run_outage(
         results = [future.result() for future in futures]
     _end(recorder)
     good = sum(result == expected[name] for name, result in zip(names, results, strict=True))
-    queries = len(server.queries)
+    queries = server.query_count
     success = good / len(names)
     if progress is not None:
         progress.finish(f"{success:.1%} answered as when healthy, {queries:,} queries")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import itertools
 import socket
 import ssl
 from collections.abc import Iterable, Iterator, Sequence
@@ -23,6 +22,7 @@ import httpx
 from safedns._exceptions import InvalidName, NameNotFound, ResolveError
 from safedns._follow import AddressBook
 from safedns._retry import Failure, RetryBudget, RetryPolicy
+from safedns._stats import Counter
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -72,18 +72,17 @@ _FIELDS = tuple(f.name for f in fields(TransportStats))
 
 
 class TransportCounters:
-    """One ``itertools.count`` per ``TransportStats`` field; ``bump(name)``
-    is atomic in CPython (no lock on the request path)."""
+    """One ``safedns`` ``Counter`` per ``TransportStats`` field, as the
+    resolvers keep theirs (no lock on the request path)."""
 
     def __init__(self) -> None:
-        self._counts = {name: itertools.count() for name in _FIELDS}
+        self._counts = {name: Counter() for name in _FIELDS}
 
     def bump(self, name: str) -> None:
-        next(self._counts[name])
+        self._counts[name].inc()
 
     def snapshot(self) -> TransportStats:
-        # repr is "count(N)": the next value, i.e. how many times it was bumped.
-        return TransportStats(**{n: int(repr(c)[6:-1]) for n, c in self._counts.items()})
+        return TransportStats(**{n: c.value for n, c in self._counts.items()})
 
 
 def _chain(exc: BaseException) -> Iterable[BaseException]:

@@ -281,6 +281,12 @@ class DNSServer:
             return [(name, qtype) for name, qtype, _ in self._log]
 
     @property
+    def query_count(self) -> int:
+        """How many queries were received (without copying the log)."""
+        with self._lock:
+            return len(self._log)
+
+    @property
     def query_log(self) -> list[tuple[str, str, str]]:
         """``(qname, qtype, "udp" | "tcp")`` of every query received (a copy)."""
         with self._lock:
