@@ -237,12 +237,14 @@ class Exchange:
             self.fail([i], f"tcp error: {reply}")
 
     def accept(self, i: int, response: Reply) -> None:
-        self._answered(i, dns.rcode.to_text(response.rcode()))
-        if response.rcode() in _ANSWERS:
+        rcode = response.rcode()
+        text = dns.rcode.to_text(rcode)
+        self._answered(i, text)
+        if rcode in _ANSWERS:
             self.results[i] = response
         else:
             # SERVFAIL, REFUSED, NOTIMP, FORMERR: try the next server, as glibc does.
-            self.errors[i] = dns.rcode.to_text(response.rcode())
+            self.errors[i] = text
 
     def fail(self, indices: Sequence[int], reason: str, result: str | None = None) -> None:
         """The queries ``indices`` failed for ``reason``; ``result`` (for the

@@ -21,7 +21,7 @@ import dns.name
 import dns.rcode
 import dns.rdatatype
 
-from safedns._records import Negative, Positive
+from safedns._records import MAX_CNAME_HOPS, Negative, Positive
 
 __all__ = ["EDNS_PAYLOAD", "Query", "WireReply", "read_reply"]
 
@@ -115,7 +115,6 @@ class Query:
 _A, _NS, _CNAME, _SOA, _AAAA, _OPT_TYPE = 1, 2, 5, 6, 28, 41
 _FAST_QTYPES = {"A": _A, "AAAA": _AAAA}
 _SAFE_LABEL = re.compile(rb"[A-Za-z0-9_*-]{1,63}")
-MAX_CNAME_HOPS = 16
 
 
 class WireReply:

@@ -34,6 +34,8 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     ) from exc
 
 from safedns import AsyncResolver, InvalidName, NameNotFound, ResolveError, TemporaryFailure
+from safedns._dropin.constants import EAI_NODATA
+from safedns._dropin.errors import gai_error
 from safedns._hosts import HOSTS_PATH, HostsFile
 
 __all__ = ["Resolver"]
@@ -43,25 +45,11 @@ __all__ = ["Resolver"]
 _NUMERIC_FLAGS = socket.AI_NUMERICHOST | socket.AI_NUMERICSERV
 _FAMILIES = (socket.AF_UNSPEC, socket.AF_INET, socket.AF_INET6)
 
-# glibc's getaddrinfo codes and texts (netdb.h), as socket.gaierror carries them.
-_EAI_NODATA = getattr(socket, "EAI_NODATA", socket.EAI_NONAME)
-_MESSAGES = {
-    socket.EAI_NONAME: "Name or service not known",
-    _EAI_NODATA: "No address associated with hostname",
-    socket.EAI_AGAIN: "Temporary failure in name resolution",
-    socket.EAI_FAIL: "Non-recoverable failure in name resolution",
-    socket.EAI_FAMILY: "ai_family not supported",
-}
-
-
-def _gaierror(code: int) -> socket.gaierror:
-    return socket.gaierror(code, _MESSAGES[code])
-
 
 def _error_code(exc: ValueError | ResolveError) -> int:
     """The ``EAI_*`` code glibc's getaddrinfo gives for this failure."""
     if isinstance(exc, NameNotFound):
-        return socket.EAI_NONAME if exc.nxdomain else _EAI_NODATA
+        return socket.EAI_NONAME if exc.nxdomain else EAI_NODATA
     if isinstance(exc, TemporaryFailure):
         return socket.EAI_AGAIN
     if isinstance(exc, InvalidName):
@@ -113,16 +101,16 @@ class Resolver(AbstractResolver):
     ) -> list[ResolveResult]:
         """Every address of ``host`` in ``family``, as aiohttp's resolvers give them."""
         if family not in _FAMILIES:
-            raise _gaierror(socket.EAI_FAMILY)
+            raise gai_error(socket.EAI_FAMILY)
         resolver = self.resolver
         addresses = self._from_hosts(host, family)
         try:
             if addresses is None:
                 addresses = await resolver.resolve_addresses(host, family)
         except (ResolveError, ValueError) as exc:
-            raise _gaierror(_error_code(exc)) from exc
+            raise gai_error(_error_code(exc)) from exc
         if not addresses:
-            raise _gaierror(_EAI_NODATA)
+            raise gai_error(EAI_NODATA)
         return [
             ResolveResult(
                 hostname=host,

@@ -29,7 +29,6 @@ import os
 import socket
 import sys
 import threading
-import weakref
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -48,6 +47,7 @@ from safedns._dropin.nss import (
     drive,
 )
 from safedns._exceptions import InvalidName, ResolveError
+from safedns._fork import reset_in_child
 from safedns._hosts import HOSTS_PATH, NSSWITCH_PATH, HostsFile, NsSwitch, ResolvConf
 from safedns._resolver import Resolver
 
@@ -66,7 +66,6 @@ _INT_CLASSES: Final = frozenset(
 _PORT_CLASSES: Final = frozenset({int, str, bytes, type(None)})
 _HOST_CLASSES: Final = frozenset({str, bytes, type(None)})
 
-_instances: weakref.WeakSet[AddrInfo] = weakref.WeakSet()
 _audit = sys.audit
 
 CacheKey = tuple[object, ...]
@@ -123,7 +122,7 @@ class AddrInfo:
         #: Counts a finished result served (a lookup and a cache hit) in the stats of
         #: the resolver asked on a miss (the async one, when given).
         self._hits = (async_resolver or resolver).hit_ticks
-        _instances.add(self)
+        reset_in_child(self, AddrInfo.after_fork)
 
     def __repr__(self) -> str:
         return f"<AddrInfo {self.resolver!r} cached={len(self._cache)}>"
@@ -417,10 +416,9 @@ def gethostbyname_ex(hostname: Any, /) -> tuple[str, list[str], list[str]]:
 
 
 def _reinit_after_fork() -> None:
+    # Each AddrInfo resets itself (``reset_in_child``); the module's own lock here.
     global _default_lock
     _default_lock = threading.Lock()
-    for instance in list(_instances):
-        instance.after_fork()
 
 
 if hasattr(os, "register_at_fork"):
