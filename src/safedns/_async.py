@@ -235,7 +235,12 @@ class AsyncResolver:
         if shared is None:
             options = {} if local else {"local": False}
             steps = lookup(name, what, True, None, time.monotonic(), **options)
-            shared = lookups[key] = _Lookup(self._spawn(self._run(steps)))
+            try:
+                first = next(steps)
+            except StopIteration as done:  # answered without a query: no task
+                answered: T = done.value
+                return answered
+            shared = lookups[key] = _Lookup(self._spawn(self._run(steps, first)))
             shared.task.add_done_callback(lambda _: _forget(lookups, key, shared))
         else:
             self.count_joined()
@@ -248,10 +253,11 @@ class AsyncResolver:
                 _forget(lookups, key, shared)  # later callers start afresh
                 shared.task.cancel()
 
-    async def _run(self, steps: Generator[Ask, list[Outcome], T]) -> T:
-        """Run one of the core's lookups: it decides, this shell answers its asks."""
+    async def _run(self, steps: Generator[Ask, list[Outcome], T], first: Ask | None = None) -> T:
+        """Run one of the core's lookups: it decides, this shell answers its asks
+        (``first``: its first ask, when the caller already took it)."""
         try:
-            ask = next(steps)
+            ask = next(steps) if first is None else first
             while True:
                 ask = steps.send(await self._ask(ask))
         except StopIteration as done:
