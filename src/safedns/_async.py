@@ -24,7 +24,7 @@ from safedns._core import Ask, Core, Key, Name, Outcome, QueryObserver, RdType, 
 from safedns._fork import reset_in_child
 from safedns._records import Answer, reverse_name
 from safedns._resolver import Resolver, shared_core
-from safedns._singleflight import AsyncFlight, Flights
+from safedns._singleflight import AsyncFlight, Flights, SharedTasks
 from safedns._stats import Stats
 from safedns._upstream import AsyncUpstream
 
@@ -95,7 +95,7 @@ class AsyncResolver:
         self._tasks: set[asyncio.Task[Any]] = set()
         #: Lookups without options under way, per loop, by kind and arguments.
         self._lookups: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, dict[tuple[object, ...], _Lookup]
+            asyncio.AbstractEventLoop, SharedTasks[tuple[object, ...], Any]
         ] = weakref.WeakKeyDictionary()
         #: Per loop, the async generator whose closing (the loop's
         #: ``shutdown_asyncgens``) stops this resolver's tasks on that loop.
@@ -225,14 +225,15 @@ class AsyncResolver:
         loop = asyncio.get_running_loop()
         lookups = self._lookups.get(loop)
         if lookups is None:
-            lookups = self._lookups[loop] = {}
+            lookups = self._lookups[loop] = SharedTasks()
             self._watch(loop)
         name = key[1]
         try:
-            shared = lookups.get(key)
+            joining = key in lookups
         except TypeError:  # an unhashable name: the lookup raises the right error
             return await self._run(lookup(name, what, True, None, time.monotonic()))
-        if shared is None:
+        start: Callable[[], asyncio.Task[T]] = _never
+        if not joining:
             options = {} if local else {"local": False}
             steps = lookup(name, what, True, None, time.monotonic(), **options)
             try:
@@ -240,18 +241,12 @@ class AsyncResolver:
             except StopIteration as done:  # answered without a query: no task
                 answered: T = done.value
                 return answered
-            shared = lookups[key] = _Lookup(self._spawn(self._run(steps, first)))
-            shared.task.add_done_callback(lambda _: _forget(lookups, key, shared))
-        else:
-            self.count_joined()
-        shared.waiters += 1
-        try:
-            return await asyncio.shield(shared.task)
-        finally:
-            shared.waiters -= 1
-            if not shared.waiters and not shared.task.done():
-                _forget(lookups, key, shared)  # later callers start afresh
-                shared.task.cancel()
+
+            def start() -> asyncio.Task[T]:
+                return self._spawn(self._run(steps, first))
+
+        result: T = await lookups.join(key, start, self.count_joined)
+        return result
 
     async def _run(self, steps: Generator[Ask, list[Outcome], T], first: Ask | None = None) -> T:
         """Run one of the core's lookups: it decides, this shell answers its asks
@@ -371,18 +366,5 @@ async def _until_shutdown(ref: weakref.ref[AsyncResolver]) -> AsyncGenerator[Non
             await resolver._stop_tasks(loop)
 
 
-class _Lookup:
-    """A lookup under way in a task of the resolver's, and how many callers wait for it."""
-
-    __slots__ = ("task", "waiters")
-
-    def __init__(self, task: asyncio.Task[Any]) -> None:
-        self.task = task
-        self.waiters = 0
-
-
-def _forget(
-    lookups: dict[tuple[object, ...], _Lookup], key: tuple[object, ...], shared: _Lookup
-) -> None:
-    if lookups.get(key) is shared:
-        del lookups[key]
+def _never() -> asyncio.Task[Any]:
+    raise AssertionError("a joined lookup is never started")

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-__all__ = ["AsyncFlight", "Flight", "Flights", "ThreadFlight"]
+__all__ = ["AsyncFlight", "Flight", "Flights", "SharedTasks", "ThreadFlight"]
 
 K = TypeVar("K")
 T = TypeVar("T")
@@ -166,3 +166,55 @@ class Flights(Generic[K, F]):
 
     def __len__(self) -> int:
         return len(self._flights)
+
+
+class _Shared(Generic[T]):
+    """A computation under way in a task, and how many callers wait for it."""
+
+    __slots__ = ("task", "waiters")
+
+    def __init__(self, task: asyncio.Task[T]) -> None:
+        self.task = task
+        self.waiters = 0
+
+
+class SharedTasks(Generic[K, T]):
+    """Computations under way as tasks of one event loop, by key, each shared
+    by every caller that asks for it while it runs (``AsyncResolver``'s
+    lookups, ``async_getaddrinfo``'s computations).
+
+    Each caller waits through ``asyncio.shield``: cancelling one cancels only
+    its wait; when the last one is gone the task is cancelled, and later
+    callers start afresh."""
+
+    def __init__(self) -> None:
+        self._running: dict[K, _Shared[T]] = {}
+
+    def __contains__(self, key: K) -> bool:
+        """Whether ``key`` is under way (``TypeError`` for an unhashable key)."""
+        return key in self._running
+
+    async def join(
+        self, key: K, start: Callable[[], asyncio.Task[T]], on_join: Callable[[], object]
+    ) -> T:
+        """The outcome of ``key``'s computation: started with ``start()`` when
+        none is under way, else joined (``on_join()`` counts that)."""
+        running = self._running
+        shared = running.get(key)
+        if shared is None:
+            shared = running[key] = _Shared(start())
+            shared.task.add_done_callback(lambda _: self._forget(key, shared))
+        else:
+            on_join()
+        shared.waiters += 1
+        try:
+            return await asyncio.shield(shared.task)
+        finally:
+            shared.waiters -= 1
+            if not shared.waiters and not shared.task.done():
+                self._forget(key, shared)
+                shared.task.cancel()
+
+    def _forget(self, key: K, shared: _Shared[T]) -> None:
+        if self._running.get(key) is shared:
+            del self._running[key]

@@ -26,6 +26,7 @@ from safedns._dropin.gai import getaddrinfo_steps
 from safedns._dropin.nss import DnsQuestion, DnsReply, Steps
 from safedns._exceptions import InvalidName, ResolveError
 from safedns._resolver import Resolver
+from safedns._singleflight import SharedTasks
 
 __all__ = [
     "async_getaddrinfo",
@@ -137,54 +138,26 @@ async def _compute(
     return addrinfo.store(key, generated, now, generation)
 
 
-class _Shared:
-    """A computation under way in a task, and how many callers wait for it."""
-
-    __slots__ = ("task", "waiters")
-
-    def __init__(self, task: asyncio.Task[tuple[AddrInfoTuple, ...] | int]) -> None:
-        self.task = task
-        self.waiters = 0
-
-
 _SharedKey = tuple[AddrInfo, int, CacheKey]
+_Outcome = tuple[AddrInfoTuple, ...] | int
 
 #: The computations under way on each event loop, by AddrInfo, cache generation and
 #: arguments (tasks are of one loop).
-_running: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[_SharedKey, _Shared]] = (
-    weakref.WeakKeyDictionary()
-)
+_running: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, SharedTasks[_SharedKey, _Outcome]
+] = weakref.WeakKeyDictionary()
 
 
-async def _shared(key: _SharedKey, call: tuple[Any, ...]) -> tuple[AddrInfoTuple, ...] | int:
-    """``_compute(*call)``'s outcome, shared by every caller asking ``key`` while it runs: the
-    first caller runs it as a task, the others (counted as coalesced lookups) wait for
-    that task. Each waits through ``asyncio.shield``: cancelling one cancels only its
-    wait; when the last one is gone the task is cancelled (and later callers start
-    afresh)."""
+async def _shared(key: _SharedKey, call: tuple[Any, ...]) -> _Outcome:
+    """``_compute(*call)``'s outcome, shared by every caller asking ``key`` while it
+    runs (those that join count as coalesced lookups)."""
     loop = asyncio.get_running_loop()
     table = _running.get(loop)
     if table is None:
-        table = _running[loop] = {}
-    shared = table.get(key)
-    if shared is None:
-        shared = table[key] = _Shared(loop.create_task(_compute(*call)))
-        shared.task.add_done_callback(lambda _: _forget(table, key, shared))
-    else:
-        key[0].async_resolver().count_joined()  # a lookup, and coalesced
-    shared.waiters += 1
-    try:
-        return await asyncio.shield(shared.task)
-    finally:
-        shared.waiters -= 1
-        if not shared.waiters and not shared.task.done():
-            _forget(table, key, shared)
-            shared.task.cancel()
-
-
-def _forget(table: dict[_SharedKey, _Shared], key: _SharedKey, shared: _Shared) -> None:
-    if table.get(key) is shared:
-        del table[key]
+        table = _running[loop] = SharedTasks()
+    return await table.join(
+        key, lambda: loop.create_task(_compute(*call)), key[0].async_resolver().count_joined
+    )
 
 
 def loop_getaddrinfo(
