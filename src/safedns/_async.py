@@ -20,7 +20,17 @@ from typing import Any, TypeVar
 
 from safedns._cache import Entry
 from safedns._config import ResolverConfig
-from safedns._core import Ask, Core, Key, Name, Outcome, QueryObserver, RdType, Timeout
+from safedns._core import (
+    Ask,
+    Core,
+    Key,
+    Name,
+    Outcome,
+    QueryObserver,
+    RdType,
+    Timeout,
+    drive_async,
+)
 from safedns._fork import reset_in_child
 from safedns._records import Answer, reverse_name
 from safedns._resolver import Resolver, shared_core
@@ -251,13 +261,7 @@ class AsyncResolver:
     async def _run(self, steps: Generator[Ask, list[Outcome], T], first: Ask | None = None) -> T:
         """Run one of the core's lookups: it decides, this shell answers its asks
         (``first``: its first ask, when the caller already took it)."""
-        try:
-            ask = next(steps) if first is None else first
-            while True:
-                ask = steps.send(await self._ask(ask))
-        except StopIteration as done:
-            result: T = done.value
-            return result
+        return await drive_async(steps, self._ask, first)
 
     def _loop_flights(self) -> _Flights:
         loop = asyncio.get_running_loop()

@@ -29,7 +29,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import socket
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Awaitable, Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeAlias, TypeVar
 
@@ -71,6 +71,7 @@ __all__ = [
     "Walk",
     "call_timeout",
     "drive",
+    "drive_async",
     "rdtype_text",
 ]
 
@@ -745,6 +746,20 @@ def drive(steps: Generator[Any, Any, T], perform: Callable[[Any], Any]) -> T:
             result: T = done.value
             return result
         reply = perform(command)
+
+
+async def drive_async(
+    steps: Generator[Any, Any, T], perform: Callable[[Any], Awaitable[Any]], first: Any = None
+) -> T:
+    """``drive`` for asyncio: each command's result is awaited. ``first``: the
+    generator's first command, when the caller already took it."""
+    try:
+        command = next(steps) if first is None else first
+        while True:
+            command = steps.send(await perform(command))
+    except StopIteration as done:
+        result: T = done.value
+        return result
 
 
 def _is_address(name: object) -> bool:

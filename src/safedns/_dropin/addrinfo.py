@@ -34,6 +34,7 @@ from typing import Any, Final
 
 from safedns._async import AsyncResolver
 from safedns._cache import bounded_put
+from safedns._core import drive
 from safedns._dropin.arguments import c_int, host_arg, hostname_arg, port_arg
 from safedns._dropin.constants import AF_INET, AI_PASSIVE, NO_DATA, AddrInfoTuple
 from safedns._dropin.errors import GaiError, gai_error, host_error, thread_h_errno
@@ -44,7 +45,6 @@ from safedns._dropin.nss import (
     DnsReply,
     NameService,
     dns_aliases,
-    drive,
 )
 from safedns._exceptions import InvalidName, ResolveError
 from safedns._fork import reset_in_child

@@ -15,39 +15,26 @@ import asyncio
 import ipaddress
 import socket
 import weakref
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from safedns._async import AsyncResolver
+from safedns._core import drive_async
 from safedns._dropin.addrinfo import AddrInfo, CacheKey, default_addrinfo
 from safedns._dropin.constants import AddrInfoTuple
 from safedns._dropin.errors import GaiError, gai_error
 from safedns._dropin.gai import getaddrinfo_steps
-from safedns._dropin.nss import DnsQuestion, DnsReply, Steps
+from safedns._dropin.nss import DnsQuestion, DnsReply
 from safedns._exceptions import InvalidName, ResolveError
 from safedns._resolver import Resolver
 from safedns._singleflight import SharedTasks
 
 __all__ = [
     "async_getaddrinfo",
-    "drive_async",
     "getaddrinfo_with",
     "loop_create_connection",
     "loop_getaddrinfo",
 ]
-
-T = TypeVar("T")
-
-
-async def drive_async(steps: Steps[T], ask: Callable[[DnsQuestion], Awaitable[DnsReply]]) -> T:
-    """Run a lookup to its end, awaiting ``ask`` for each DNS question."""
-    try:
-        question = next(steps)
-        while True:
-            question = steps.send(await ask(question))
-    except StopIteration as stop:
-        result: T = stop.value
-        return result
 
 
 def _addrinfo_of(resolver: AsyncResolver | None) -> AddrInfo:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import socket
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Final, TypeAlias, TypeVar
 
@@ -50,7 +50,6 @@ __all__ = [
     "NameService",
     "Steps",
     "dns_aliases",
-    "drive",
     "expiry",
 ]
 
@@ -77,17 +76,6 @@ class DnsQuestion:
 DnsReply: TypeAlias = "list[Answer] | ResolveError | InvalidName"
 #: A lookup that yields DNS questions, is sent their replies and returns a ``T``.
 Steps: TypeAlias = Generator[DnsQuestion, DnsReply, T]
-
-
-def drive(steps: Steps[T], ask: Callable[[DnsQuestion], DnsReply]) -> T:
-    """Run a lookup to its end, answering each question with ``ask``."""
-    try:
-        question = next(steps)
-        while True:
-            question = steps.send(ask(question))
-    except StopIteration as stop:
-        result: T = stop.value
-        return result
 
 
 @dataclass(slots=True)
