@@ -30,6 +30,7 @@ plus an SDK and exporter of your choice.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -59,14 +60,36 @@ class Instrumentation:
     instruments: dict[str, Instrument]
 
 
+class _Reading:
+    """One ``stats()`` reading shared by the callbacks of every instrument:
+    a callback reads ``stats()`` again only when its own metric was already
+    served from the current reading (a new collection), so one collection
+    reads once and every instrument reports the same snapshot."""
+
+    def __init__(self, source: HasStats) -> None:
+        self._source = source
+        self._groups: dict[str, list[Sample]] = {}
+        self._served: set[str] | None = None  # None: nothing read yet
+        self._lock = threading.Lock()
+
+    def samples(self, name: str) -> list[Sample]:
+        with self._lock:
+            if self._served is None or name in self._served:
+                groups: dict[str, list[Sample]] = {}
+                for sample in flatten(samples(self._source.stats())):
+                    groups.setdefault(sample.name, []).append(sample)
+                self._groups, self._served = groups, set()
+            self._served.add(name)
+            return self._groups.get(name, [])
+
+
 def _callback(
-    source: HasStats, name: str, attributes: dict[str, str]
+    reading: _Reading, name: str, attributes: dict[str, str]
 ) -> Callable[[CallbackOptions], Iterable[Observation]]:
     def observe(options: CallbackOptions) -> Iterable[Observation]:
         return [
             Observation(sample.value, {**attributes, **dict(sample.labels)})
-            for sample in flatten(samples(source.stats()))
-            if sample.name == name
+            for sample in reading.samples(name)
         ]
 
     return observe
@@ -84,11 +107,12 @@ def instrument(
     meter = otel_metrics.get_meter("safedns", meter_provider=meter_provider)
     extra = dict(attributes or {})
     created: dict[str, Instrument] = {}
+    reading = _Reading(resolver)
     for name, kind in _flat_kinds(kinds(resolver.stats())).items():
         otel_name = f"{PREFIX}." + name.removeprefix(f"{PREFIX}_")
         description = f"safedns {name.removeprefix(f'{PREFIX}_').replace('_', ' ')}"
         unit = "s" if "_seconds" in name else ""
-        callback = _callback(resolver, name, extra)
+        callback = _callback(reading, name, extra)
         if kind == "counter":
             created[otel_name] = meter.create_observable_counter(
                 otel_name, callbacks=[callback], unit=unit, description=description
