@@ -12,11 +12,19 @@ import importlib
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, cast
 
 from safedns._config import ResolverConfig
-from safedns._doctor import default_names, diagnose, format_diagnosis, gather, probe_nameservers
+from safedns._doctor import (
+    default_names,
+    diagnose,
+    format_diagnosis,
+    gather,
+    pod_namespace,
+    probe_nameservers,
+    queries_until,
+)
 from safedns._exceptions import InvalidName, NameNotFound, TemporaryFailure
 from safedns._fleet import format_fleet, run_fleet
 from safedns._planning import cluster_domain_of, plan
@@ -380,13 +388,6 @@ def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
-def _queries_until(candidates: Sequence[str], found: str | None) -> int:
-    """Queries (A and AAAA per candidate) until ``found`` answers, or all of them."""
-    if found is not None and found in candidates:
-        return 2 * (candidates.index(found) + 1)
-    return 2 * len(candidates)
-
-
 def _cmd_audit(args: argparse.Namespace) -> int:
     path: str = args.resolv_conf or os.environ.get("SAFEDNS_RESOLV_CONF") or _DEFAULT_RESOLV_CONF
     try:
@@ -450,8 +451,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
         ("my-svc", f"my-svc.{first}." if first else "my-svc."),
     ]
     if cluster is not None:
-        labels = search[0].split(".") if search else []
-        namespace = labels[0] if len(labels) > 2 and labels[1] == "svc" else "default"
+        namespace = pod_namespace(search)
         samples.append((f"my-svc.{namespace}", f"my-svc.{namespace}.svc.{cluster}."))
     samples.append((missing, None))
 
@@ -464,8 +464,8 @@ def _cmd_audit(args: argparse.Namespace) -> int:
             (
                 name,
                 found or "(nowhere)",
-                str(_queries_until(glibc_plan(name, search, ndots), found)),
-                str(_queries_until(ours, found)),
+                str(queries_until(glibc_plan(name, search, ndots), found)),
+                str(queries_until(ours, found)),
             )
         )
         orders.append((name, ours))

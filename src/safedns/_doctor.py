@@ -47,7 +47,9 @@ __all__ = [
     "diagnose",
     "format_diagnosis",
     "gather",
+    "pod_namespace",
     "probe_nameservers",
+    "queries_until",
 ]
 
 #: Names examined when none is given (plus cluster names on a Kubernetes pod).
@@ -229,13 +231,26 @@ def probe_nameservers(servers: Sequence[str], timeout: float = 1.0) -> list[Prob
 # ------------------------------------------------------------------ analysis
 
 
+def queries_until(candidates: Sequence[str], found: str | None) -> int:
+    """Queries (A and AAAA per candidate) until ``found`` answers, or all of them."""
+    if found is not None and found in candidates:
+        return 2 * (candidates.index(found) + 1)
+    return 2 * len(candidates)
+
+
+def pod_namespace(search: Sequence[str]) -> str:
+    """The pod's namespace as its first search domain (``<ns>.svc.<cluster>``)
+    shows it, else ``default``."""
+    labels = search[0].split(".") if search else []
+    return labels[0] if len(labels) > 2 and labels[1] == "svc" else "default"
+
+
 def default_names(config: ResolverConfig) -> list[str]:
     """The names examined when none is given."""
     names = list(DEFAULT_NAMES)
     cluster = config.cluster_domain or cluster_domain_of(config.search)
     if cluster is not None:
-        first = config.search[0].split(".") if config.search else []
-        namespace = first[0] if len(first) > 2 and first[1] == "svc" else "default"
+        namespace = pod_namespace(config.search)
         names += [f"my-svc.{namespace}", "api.prod", f"kubernetes.default.svc.{cluster}"]
     return names
 
@@ -270,8 +285,6 @@ def _cost(name: str, facts: HostFacts) -> NameCost:
     bare = name.rstrip(".").lower()
     absolute = f"{bare}."
     found = _expected_answer(bare, ours, config)
-    glibc_found = theirs.index(found) + 1 if found in theirs else len(theirs)
-    ours_found = ours.index(found) + 1 if found in ours else len(ours)
     if name.endswith("."):
         note = "absolute name (trailing dot): asked once, by both"
     elif ours == theirs and ours[0] != absolute and _in_cluster(bare, config):
@@ -303,10 +316,10 @@ def _cost(name: str, facts: HostFacts) -> NameCost:
         name=name,
         glibc_candidates=theirs,
         safedns_candidates=ours,
-        glibc_queries=2 * glibc_found,
-        safedns_queries=2 * ours_found,
-        glibc_queries_not_found=2 * len(theirs),
-        safedns_queries_not_found=2 * len(ours),
+        glibc_queries=queries_until(theirs, found),
+        safedns_queries=queries_until(ours, found),
+        glibc_queries_not_found=queries_until(theirs, None),
+        safedns_queries_not_found=queries_until(ours, None),
         in_hosts_file=in_hosts,
         note=note,
     )
