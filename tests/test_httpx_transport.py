@@ -23,7 +23,7 @@ import pytest
 import trustme
 
 import safedns
-from safedns._follow import AddressBook, ConnectionWatch, Retirement, interleave
+from safedns._http.follow import AddressBook, ConnectionWatch, Retirement, interleave
 from safedns.httpx import AsyncSafeTransport, SafeTransport, TransportStats
 from safedns.testing import DNSServer
 
@@ -89,9 +89,9 @@ def test_connection_watch_retires_when_the_address_leaves_dns_or_by_age() -> Non
     assert watch.check(101.0) is None  # peer unknown, host never resolved
     watch.learn(("127.0.0.2", 443))
     assert watch.check(101.0) is None
-    book.update(NAME, ["127.0.0.2", "127.0.0.5"])
+    book.learn(NAME, ["127.0.0.2", "127.0.0.5"])
     assert watch.check(102.0) is None
-    book.update(NAME, ["127.0.0.3"])
+    book.learn(NAME, ["127.0.0.3"])
     assert watch.check(103.0) is Retirement.DNS
     assert watch.check(104.0) is None and watch.retired is Retirement.DNS  # reported once
     aged = ConnectionWatch(NAME, book, opened=100.0, max_age=30.0)
@@ -100,14 +100,14 @@ def test_connection_watch_retires_when_the_address_leaves_dns_or_by_age() -> Non
     assert aged.check(130.0) is Retirement.AGE
     v6 = ConnectionWatch("v6.example.com", book, opened=0.0)
     v6.learn(("2001:db8:0:0::1", 443, 0, 0))
-    book.update("v6.example.com", ["2001:0db8::0001"])
+    book.learn("v6.example.com", ["2001:0db8::0001"])
     assert v6.check(1.0) is None  # same address, other spelling
 
 
 def test_address_book_is_bounded() -> None:
     book = AddressBook(max_hosts=3)
     for i in range(10):
-        book.update(f"h{i}.example.com", [f"192.0.2.{i}"])
+        book.learn(f"h{i}.example.com", [f"192.0.2.{i}"])
     assert [book.current(f"h{i}.example.com") for i in (6, 7, 8, 9)] == [
         None,
         frozenset({"192.0.2.7"}),

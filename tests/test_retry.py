@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import safedns
-from safedns._retry import Decision, Failure, RetryRun, parse_retry_after
+from safedns._http.retry import Decision, Failure, RetryRun, parse_retry_after
 
 from .conftest import FakeClock
 

@@ -11,12 +11,12 @@ from safedns._config import ResolverConfig
 from safedns._dropin.aio import async_getaddrinfo
 from safedns._exceptions import InvalidName, NameNotFound, ResolveError, TemporaryFailure
 from safedns._getaddrinfo import getaddrinfo, gethostbyname, gethostbyname_ex
+from safedns._http.retry import RetryBudget, RetryPolicy
 from safedns._metrics import Histogram, ServerHealth
 from safedns._patch import is_patched, patch, patched, unpatch
 from safedns._planning import plan
 from safedns._records import Answer
 from safedns._resolver import Resolver
-from safedns._retry import RetryBudget, RetryPolicy
 from safedns._stats import Stats
 
 __version__ = "0.1.0"

@@ -1,29 +1,35 @@
-"""``AsyncSafeTransport``: ``SafeTransport`` for asyncio (and trio, through
-anyio), an ``httpx.AsyncHTTPTransport`` with the same decisions.
+"""``AsyncSafeTransport``: ``SafeTransport`` for asyncio, an
+``httpx.AsyncHTTPTransport`` with the same decisions.
 
-The async twin of ``_sync.py``: it awaits where that one blocks, and both
-inherit everything that is not I/O from ``safedns.httpx._core``. A resolver
-cache hit completes without suspending.
+The async twin of ``_sync.py``: it awaits where that one blocks, races a
+host's addresses with one task per attempt (each through httpcore's own
+AnyIO backend, so TLS and proxies work as in plain httpx), and both inherit
+everything that is not I/O from ``safedns.httpx._core``. A resolver cache hit
+completes without suspending.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+import contextlib
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-import anyio
 import httpcore
 import httpx
 
 from safedns._async import AsyncResolver
+from safedns._http.connect import connect_async
+from safedns._http.dial import Route, current_route, routing
 from safedns._resolver import Resolver
-from safedns.httpx._common import Dial, Drain, family_for
+from safedns.httpx._common import RESOLVE_ERRORS, Drain
 from safedns.httpx._core import (
     BackendCore,
     ShellClasses,
     TransportCore,
     WatchedConnectionCore,
     WatchingPoolCore,
+    is_local_name,
 )
 
 __all__ = ["AsyncSafeBackend", "AsyncSafeTransport"]
@@ -33,9 +39,9 @@ class AsyncSafeBackend(
     BackendCore[AsyncResolver, httpcore.AsyncNetworkBackend], httpcore.AsyncNetworkBackend
 ):
     """``SafeBackend`` for asyncio: an httpcore network backend that resolves
-    through a safedns ``AsyncResolver`` and connects to the addresses in turn.
-    Same arguments; sockets come from ``backend`` (default
-    ``httpcore.AnyIOBackend()``)."""
+    through a safedns ``AsyncResolver`` and races the addresses as RFC 8305
+    says, one task per attempt. Same arguments; sockets come from
+    ``backend`` (default ``httpcore.AnyIOBackend()``)."""
 
     def _default_backend(self) -> httpcore.AsyncNetworkBackend:
         return httpcore.AnyIOBackend()
@@ -48,23 +54,45 @@ class AsyncSafeBackend(
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        dial = Dial(await self.addresses(host, local_address))
-        for address in dial:
-            with dial.attempt():
-                stream = await self._backend.connect_tcp(
-                    address, port, timeout, local_address, socket_options
-                )
-                return self._opened(stream)
-        raise dial.failure()
+        route = current_route()
+        addresses = await self.addresses(host, route)
+        attempts = self._attempts(host, addresses, route, timeout)
 
-    async def addresses(self, host: str, local_address: str | None = None) -> list[str]:
-        """The addresses to try for ``host``, in order."""
-        known = self._known(host)
+        async def open_one(address: str, left: float | None) -> httpcore.AsyncNetworkStream:
+            return await self._backend.connect_tcp(
+                address, port, left, local_address, socket_options
+            )
+
+        try:
+            stream, address = await connect_async(attempts, open_one, _aclose)
+        except TimeoutError as exc:
+            self._gave_up(attempts)
+            raise httpcore.ConnectTimeout(str(exc)) from exc
+        except (httpcore.ConnectError, httpcore.ConnectTimeout):
+            self._gave_up(attempts)
+            raise
+        except OSError as exc:
+            self._gave_up(attempts)
+            raise httpcore.ConnectError(str(exc)) from exc
+        self._connected(attempts, route, address)
+        return self._opened(stream)
+
+    async def addresses(self, host: str, route: Route | None = None) -> Sequence[str]:
+        """The addresses to try for ``host`` (the resolver is asked only when
+        nothing dialable is known, and at most once per request)."""
+        route = route if route is not None else Route()
+        known = self._known(host, route)
         if known is not None:
             return known
-        with self._resolving(host):
-            found = await self.resolver.resolve_addresses(host, family_for(local_address))
-        return self._learned(host, found)
+        self._must_resolve(host, route)
+        try:
+            if is_local_name(host):
+                found = await self.resolver.resolve_addresses(host, self.family)
+                return self._learned_local(host, route, found)
+            answers = await self.resolver.lookup_addresses(host, self.family)
+        except RESOLVE_ERRORS as exc:
+            raise self._resolve_failed(host, route, exc) from exc
+        return self._learned(host, route, answers)
 
     async def connect_unix_socket(
         self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
@@ -76,11 +104,19 @@ class AsyncSafeBackend(
         await self._backend.sleep(seconds)
 
 
+async def _aclose(stream: httpcore.AsyncNetworkStream) -> None:
+    await stream.aclose()
+
+
 class _WatchedConnection(
     WatchedConnectionCore[httpcore.AsyncConnectionInterface], httpcore.AsyncConnectionInterface
 ):
     async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
-        return self._learn_peer(await self._inner.handle_async_request(request))
+        route = self._sending()
+        try:
+            return await self._inner.handle_async_request(request)
+        finally:
+            self._sent(route)
 
     async def aclose(self) -> None:
         await self._inner.aclose()
@@ -89,7 +125,9 @@ class _WatchedConnection(
 class _WatchingPool(WatchingPoolCore, httpcore.AsyncConnectionPool):
     def create_connection(self, origin: httpcore.Origin) -> httpcore.AsyncConnectionInterface:
         inner = super().create_connection(origin)
-        return _WatchedConnection(inner, self.watch(origin), self.safedns_counters)
+        return _WatchedConnection(
+            inner, self.watch(origin), self.safedns_counters, self.safedns_hosts
+        )
 
 
 class AsyncSafeTransport(
@@ -102,8 +140,11 @@ class AsyncSafeTransport(
     - ``resolver``: a ``safedns.AsyncResolver`` (default: one built from the system
       configuration, owned and closed by the transport; a sync ``safedns.Resolver`` is
       accepted too and shares its cache).
-    - ``retry``, ``retry_budget``, ``max_connection_age`` and every argument of
-      ``httpx.AsyncHTTPTransport``: as for ``SafeTransport``.
+    - ``retry``, ``retry_budget``, ``max_connection_age``, ``happy_eyeballs_delay``
+      and every argument of ``httpx.AsyncHTTPTransport``: as for ``SafeTransport``.
+
+    An expired answer is refreshed in a background task (cancelled by
+    ``aclose()``); requests never wait for it.
     """
 
     pool: httpcore.AsyncConnectionPool
@@ -120,19 +161,56 @@ class AsyncSafeTransport(
         run = self._retry_run(request)
         host = self._to_refresh(request)
         if host is not None:
-            with self._refreshing(host):
-                found = await self.resolver.resolve_addresses(host, self._setup.family)
-                self._found(host, found)
-        while True:
-            with run.trying():
-                response = await super().handle_async_request(request)
-                if not run.after_response(response.status_code, response.headers).retry:
-                    return response
-                await _drain(response)
-            if run.delay > 0:
-                await anyio.sleep(run.delay)
+            self._refresh_in_background(host)
+        with routing() as route:
+            while True:
+                run.begin()
+                try:
+                    response = await super().handle_async_request(request)
+                except Exception as exc:
+                    if not self._errored(run, route, exc).retry:
+                        raise
+                else:
+                    try:
+                        retry = self._responded(run, route, response).retry
+                    except BaseException:
+                        await response.aclose()
+                        raise
+                    if not retry:
+                        return response
+                    await _drain(response)
+                if run.delay > 0:
+                    await asyncio.sleep(run.delay)
+
+    # -- refreshes in the background ---------------------------------------
+
+    _refreshes: set[asyncio.Task[None]] | None = None
+
+    def _refresh_in_background(self, host: str) -> None:
+        if self._refreshes is None:
+            self._refreshes = set()
+        task = asyncio.ensure_future(self._refresh(host))
+        self._refreshes.add(task)
+        task.add_done_callback(self._refreshes.discard)
+
+    async def _refresh(self, host: str) -> None:
+        try:
+            answers = await self.resolver.lookup_addresses(host, self._setup.family)
+        except asyncio.CancelledError:
+            self._refreshed(host, RuntimeError("transport closed"))
+            raise
+        except Exception as exc:  # DNS down, or the name gone: _refreshed tells
+            self._refreshed(host, exc)
+        else:
+            self._refreshed(host, answers)
 
     async def aclose(self) -> None:
+        tasks = list(self._refreshes or ())
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(BaseException):
+                await task
         await super().aclose()
         if self._owns_resolver:
             await self.resolver.aclose()

@@ -20,8 +20,8 @@ import httpcore
 import httpx
 
 from safedns._exceptions import InvalidName, NameNotFound, ResolveError
-from safedns._follow import AddressBook
-from safedns._retry import Failure, RetryBudget, RetryPolicy
+from safedns._http.dial import DEFAULT_DELAY, check_delay
+from safedns._http.retry import Failure, RetryBudget, RetryPolicy
 from safedns._stats import Counter
 
 __all__ = [
@@ -100,8 +100,10 @@ def classify(exc: BaseException) -> Failure:
     chain = list(_chain(exc))
     if any(isinstance(e, ssl.SSLCertVerificationError) for e in chain):
         return Failure.TLS_CERTIFICATE
-    if any(isinstance(e, (NameNotFound, InvalidName)) for e in chain):
-        return Failure.OTHER  # the name does not exist: asking again will not help
+    if any(isinstance(e, RESOLVE_ERRORS) for e in chain):
+        # The name does not exist, or DNS did not answer after the resolver's
+        # own tries: an HTTP retry would only ask DNS again.
+        return Failure.OTHER
     if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
         return Failure.CONNECT
     if isinstance(
@@ -271,8 +273,8 @@ class Setup:
     retry: RetryPolicy
     retry_budget: RetryBudget
     max_connection_age: float | None
+    happy_eyeballs_delay: float
     counters: TransportCounters
-    book: AddressBook
     #: Follow DNS (pre-read the host's answer, retire connections) only where
     #: the transport dials the host itself: not through a proxy or a socket file.
     follow: bool
@@ -285,6 +287,7 @@ class Setup:
         retry: RetryPolicy | None,
         retry_budget: RetryBudget | None,
         max_connection_age: float | None,
+        happy_eyeballs_delay: float = DEFAULT_DELAY,
         **options: Any,
     ) -> Setup:
         if max_connection_age is not None and (
@@ -299,14 +302,15 @@ class Setup:
             raise TypeError(
                 f"retry_budget must be a safedns.RetryBudget or None, got {retry_budget!r}"
             )
+        delay = check_delay(happy_eyeballs_delay)
         settings = PoolSettings.build(**options)
         return cls(
             settings=settings,
             retry=retry if retry is not None else NO_RETRY,
             retry_budget=retry_budget if retry_budget is not None else RetryBudget(),
             max_connection_age=max_connection_age,
+            happy_eyeballs_delay=delay,
             counters=TransportCounters(),
-            book=AddressBook(),
             follow=settings.proxy is None and settings.uds is None,
             family=family_for(settings.local_address),
         )
@@ -314,14 +318,14 @@ class Setup:
     def pool_arguments(self) -> tuple[str, dict[str, Any]]:
         """What both transports build their httpcore pool from: ``(kind,
         keyword arguments)``, kind ``"direct"`` (a ``WatchingPoolCore`` pool,
-        which also gets the address book, counters and ``max_connection_age``),
+        which also gets the counters and ``max_connection_age``; the shell adds
+        the transport's ``Hosts``),
         ``"http"`` (``HTTPProxy``) or ``"socks"`` (``SOCKSProxy``). The network
         backend is the caller's to add."""
         if self.settings.proxy is not None:
             return self.settings.proxied()
         return "direct", {
             **self.settings.direct(),
-            "book": self.book,
             "counters": self.counters,
             "max_connection_age": self.max_connection_age,
         }

@@ -1,48 +1,53 @@
 """``SafeTransport``: an ``httpx.HTTPTransport`` whose connections resolve
-through safedns, fail over between addresses, follow DNS changes, and whose
-retries stay within a budget.
+through safedns, race a host's addresses as RFC 8305 says, follow DNS changes
+without waiting on DNS, and whose retries go elsewhere within a budget.
 
 The shell only resolves, connects, sends, sleeps and closes: everything else
 is written once for both shells, in ``safedns.httpx._core`` (the non-I/O
-halves of the backend, connection, pool and transport), ``safedns._follow``
-(address order, retirement of connections) and ``safedns._retry`` (every
-retry decision). ``AsyncSafeTransport`` (``_async.py``) is the same shell
-for asyncio.
+halves of the backend, connection, pool and transport) over the HTTP core,
+``safedns._http`` (address order and schedule, the address book,
+retirement of connections, every retry decision). ``AsyncSafeTransport``
+(``_async.py``) is the same shell for asyncio.
 """
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpcore
 import httpx
 
+from safedns._http.connect import connect_sync
+from safedns._http.dial import Route, current_route, routing
 from safedns._resolver import Resolver
-from safedns.httpx._common import Dial, Drain, family_for
+from safedns.httpx._common import RESOLVE_ERRORS, Dial, Drain
 from safedns.httpx._core import (
     BackendCore,
     ShellClasses,
     TransportCore,
     WatchedConnectionCore,
     WatchingPoolCore,
+    is_local_name,
 )
+from safedns.httpx._stream import SocketStream
 
 __all__ = ["SafeBackend", "SafeTransport"]
 
 
 class SafeBackend(BackendCore[Resolver, httpcore.NetworkBackend], httpcore.NetworkBackend):
-    """An httpcore network backend that resolves through a safedns ``Resolver``
-    and connects to the addresses in turn (IPv6/IPv4 interleaved), moving on
-    after a connect error or timeout.
+    """An httpcore network backend that resolves through a safedns ``Resolver``.
 
-    ``SafeBackend(resolver, *, book=None, counters=None, from_book=False,
-    backend=None)``: ``from_book``, dial what the transport read from the
-    resolver for this request (in ``book``) instead of asking it again.
-    Sockets come from ``backend`` (default ``httpcore.SyncBackend()``); TLS
-    (``start_tls``) still gets the hostname from httpcore, so SNI and the
-    certificate check stay on the name."""
+    ``SafeBackend(resolver, *, hosts=None, counters=None, direct=False,
+    family=AF_UNSPEC, happy_eyeballs_delay=0.25, backend=None)``. With
+    ``direct`` (the transport's own pool) a connect races the host's
+    addresses as RFC 8305 says, on non-blocking sockets; otherwise (a
+    proxy's host) it tries them in turn through ``backend`` (default
+    ``httpcore.SyncBackend()``). TLS (``start_tls``) still gets the hostname
+    from httpcore, so SNI and the certificate check stay on the name."""
 
     def _default_backend(self) -> httpcore.NetworkBackend:
         return httpcore.SyncBackend()
@@ -55,23 +60,47 @@ class SafeBackend(BackendCore[Resolver, httpcore.NetworkBackend], httpcore.Netwo
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.NetworkStream:
-        dial = Dial(self.addresses(host, local_address))
-        for address in dial:
-            with dial.attempt():
-                stream = self._backend.connect_tcp(
-                    address, port, timeout, local_address, socket_options
-                )
-                return self._opened(stream)
-        raise dial.failure()
+        route = current_route()
+        addresses = self.addresses(host, route)
+        if not self.direct:
+            dial = Dial(addresses)
+            for address in dial:
+                with dial.attempt():
+                    stream = self._backend.connect_tcp(
+                        address, port, timeout, local_address, socket_options
+                    )
+                    return self._opened(stream)
+            raise dial.failure()
+        attempts = self._attempts(host, addresses, route, timeout)
+        try:
+            sock, address = connect_sync(
+                attempts, port, local_address=local_address, socket_options=socket_options
+            )
+        except TimeoutError as exc:
+            self._gave_up(attempts)
+            raise httpcore.ConnectTimeout(str(exc)) from exc
+        except OSError as exc:
+            self._gave_up(attempts)
+            raise httpcore.ConnectError(str(exc)) from exc
+        self._connected(attempts, route, address)
+        return self._opened(SocketStream(sock))
 
-    def addresses(self, host: str, local_address: str | None = None) -> list[str]:
-        """The addresses to try for ``host``, in order."""
-        known = self._known(host)
+    def addresses(self, host: str, route: Route | None = None) -> Sequence[str]:
+        """The addresses to try for ``host`` (the resolver is asked only when
+        nothing dialable is known, and at most once per request)."""
+        route = route if route is not None else Route()
+        known = self._known(host, route)
         if known is not None:
             return known
-        with self._resolving(host):
-            found = self.resolver.resolve_addresses(host, family_for(local_address))
-        return self._learned(host, found)
+        self._must_resolve(host, route)
+        try:
+            if is_local_name(host):
+                found = self.resolver.resolve_addresses(host, self.family)
+                return self._learned_local(host, route, found)
+            answers = self.resolver.lookup_addresses(host, self.family)
+        except RESOLVE_ERRORS as exc:
+            raise self._resolve_failed(host, route, exc) from exc
+        return self._learned(host, route, answers)
 
     def connect_unix_socket(
         self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
@@ -86,7 +115,11 @@ class _WatchedConnection(
     WatchedConnectionCore[httpcore.ConnectionInterface], httpcore.ConnectionInterface
 ):
     def handle_request(self, request: httpcore.Request) -> httpcore.Response:
-        return self._learn_peer(self._inner.handle_request(request))
+        route = self._sending()
+        try:
+            return self._inner.handle_request(request)
+        finally:
+            self._sent(route)
 
     def close(self) -> None:
         self._inner.close()
@@ -95,7 +128,9 @@ class _WatchedConnection(
 class _WatchingPool(WatchingPoolCore, httpcore.ConnectionPool):
     def create_connection(self, origin: httpcore.Origin) -> httpcore.ConnectionInterface:
         inner = super().create_connection(origin)
-        return _WatchedConnection(inner, self.watch(origin), self.safedns_counters)
+        return _WatchedConnection(
+            inner, self.watch(origin), self.safedns_counters, self.safedns_hosts
+        )
 
 
 class SafeTransport(TransportCore[Resolver, Resolver], httpx.HTTPTransport):
@@ -106,16 +141,24 @@ class SafeTransport(TransportCore[Resolver, Resolver], httpx.HTTPTransport):
     - ``resolver``: a ``safedns.Resolver`` (default: one built from the system
       configuration, owned and closed by the transport).
     - ``retry``: a ``safedns.RetryPolicy``, or None (default) for no retries.
+      A retry goes to another address of the host when it has one.
     - ``retry_budget``: caps the retries of all requests through this
       transport (default ``RetryBudget()``); pass one to share it.
     - ``max_connection_age``: seconds after which a keep-alive connection is
       not reused (default None: connections live as long as their address is
       in DNS and the server keeps them).
+    - ``happy_eyeballs_delay``: seconds before the next address is tried while
+      one attempt is still pending (RFC 8305's Connection Attempt Delay,
+      0.25; from 0.01 to 2).
     - Every other argument is ``httpx.HTTPTransport``'s (``verify``, ``cert``,
       ``trust_env``, ``http1``, ``http2``, ``limits``, ``proxy``, ``uds``,
       ``local_address``, ``retries``, ``socket_options``), with its meaning.
       With a ``proxy``, the proxy's hostname resolves through safedns and
       the target's is resolved by the proxy, as with plain httpx.
+
+    DNS is never on the path of a request that can use a pooled connection:
+    an expired answer is refreshed in the background (one thread, started
+    when first needed, stopped by ``close()``).
     """
 
     pool: httpcore.ConnectionPool
@@ -128,18 +171,56 @@ class SafeTransport(TransportCore[Resolver, Resolver], httpx.HTTPTransport):
         run = self._retry_run(request)
         host = self._to_refresh(request)
         if host is not None:
-            with self._refreshing(host):
-                self._found(host, self.resolver.resolve_addresses(host, self._setup.family))
-        while True:
-            with run.trying():
-                response = super().handle_request(request)
-                if not run.after_response(response.status_code, response.headers).retry:
-                    return response
-                _drain(response)
-            if run.delay > 0:
-                time.sleep(run.delay)
+            self._refresh_in_background(host)
+        with routing() as route:
+            while True:
+                run.begin()
+                try:
+                    response = super().handle_request(request)
+                except Exception as exc:
+                    if not self._errored(run, route, exc).retry:
+                        raise
+                else:
+                    try:
+                        retry = self._responded(run, route, response).retry
+                    except BaseException:
+                        response.close()
+                        raise
+                    if not retry:
+                        return response
+                    _drain(response)
+                if run.delay > 0:
+                    time.sleep(run.delay)
+
+    # -- refreshes in the background ---------------------------------------
+
+    _refresher: ThreadPoolExecutor | None = None
+    _refresher_lock = threading.Lock()
+    _closed = False
+
+    def _refresh_in_background(self, host: str) -> None:
+        with self._refresher_lock:
+            if self._closed:
+                self._refreshed(host, RuntimeError("transport closed"))
+                return
+            if self._refresher is None:
+                self._refresher = ThreadPoolExecutor(1, thread_name_prefix="safedns-httpx")
+            self._refresher.submit(self._refresh, host)
+
+    def _refresh(self, host: str) -> None:
+        try:
+            answers = self.resolver.lookup_addresses(host, self._setup.family)
+        except Exception as exc:  # DNS down, or the name gone: _refreshed tells
+            self._refreshed(host, exc)
+        else:
+            self._refreshed(host, answers)
 
     def close(self) -> None:
+        with self._refresher_lock:
+            self._closed = True
+            refresher, self._refresher = self._refresher, None
+        if refresher is not None:
+            refresher.shutdown(wait=True, cancel_futures=True)
         super().close()
         if self._owns_resolver:
             self.resolver.close()

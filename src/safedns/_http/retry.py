@@ -152,22 +152,26 @@ class RetryPolicy:
         return self.random() * ceiling
 
 
-def parse_retry_after(value: str | None, now_wall: float) -> float | None:
+def parse_retry_after(value: object, now_wall: float) -> float | None:
     """Seconds a ``Retry-After`` header asks to wait (RFC 9110 10.2.3): a
-    number of seconds or an HTTP date, compared with ``now_wall`` (seconds
-    since the epoch). None when absent or unreadable; never negative."""
-    if value is None:
+    number of seconds (ASCII digits only) or an HTTP date, compared with
+    ``now_wall`` (seconds since the epoch). None when absent or anything
+    else, never negative, never an exception: the value is the server's
+    and may be anything (``"²"`` passes ``str.isdigit`` and fails ``float``)."""
+    if not isinstance(value, str):
         return None
-    value = value.strip()
+    value = value.strip(" \t")
+    if not value or not value.isascii():
+        return None
     if value.isdigit():
-        return float(value)
+        return float(min(int(value[:12]), 10**11))  # a huge number is just "long"
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+        if when is None or when.tzinfo is None:
+            return None
+        return max(0.0, when.timestamp() - now_wall)
+    except (TypeError, ValueError, IndexError, OverflowError, OSError):
         return None
-    if when is None or when.tzinfo is None:
-        return None
-    return max(0.0, when.timestamp() - now_wall)
 
 
 class RetryBudget:
@@ -336,13 +340,17 @@ class RetryRun:
         ends there an exception that the policy retries and the budget
         allows (``delay`` then says how long to wait). Any other exception,
         and ``BaseException`` always, goes on to the caller as raised."""
-        self._count("attempts")
+        self.begin()
         try:
             yield
         except Exception as exc:
             failure = self.classify(exc) if self.classify is not None else Failure.OTHER
             if not self.after_error(failure).retry:
                 raise
+
+    def begin(self) -> None:
+        """A try starts (counted as an attempt)."""
+        self._count("attempts")
 
     def after_error(self, error: Failure) -> Decision:
         """The attempt raised; ``error`` says how it failed."""
