@@ -184,11 +184,10 @@ class AsyncSafeTransport(
 
     # -- refreshes in the background ---------------------------------------
 
-    _refreshes: set[asyncio.Task[None]] | None = None
+    def _init_background(self) -> None:
+        self._refreshes: set[asyncio.Task[None]] = set()
 
     def _refresh_in_background(self, host: str) -> None:
-        if self._refreshes is None:
-            self._refreshes = set()
         task = asyncio.ensure_future(self._refresh(host))
         self._refreshes.add(task)
         task.add_done_callback(self._refreshes.discard)
@@ -205,7 +204,7 @@ class AsyncSafeTransport(
             self._refreshed(host, answers)
 
     async def aclose(self) -> None:
-        tasks = list(self._refreshes or ())
+        tasks = list(self._refreshes)
         for task in tasks:
             task.cancel()
         for task in tasks:

@@ -365,6 +365,10 @@ class TransportCore(Generic[ResolverArgT, ResolverT]):
         pool_class = {"direct": classes.direct, "http": classes.http, "socks": classes.socks}[kind]
         self.pool = pool_class(network_backend=backend, **kwargs)
         install_pool(self, self.pool)
+        self._init_background()
+
+    def _init_background(self) -> None:
+        """The shell's state for background refreshes (none here)."""
 
     def _adopt_resolver(self, resolver: ResolverArgT | None) -> ResolverT:
         """The resolver to use for ``resolver`` (None: one of the transport's

@@ -194,9 +194,10 @@ class SafeTransport(TransportCore[Resolver, Resolver], httpx.HTTPTransport):
 
     # -- refreshes in the background ---------------------------------------
 
-    _refresher: ThreadPoolExecutor | None = None
-    _refresher_lock = threading.Lock()
-    _closed = False
+    def _init_background(self) -> None:
+        self._refresher: ThreadPoolExecutor | None = None  # started when first needed
+        self._refresher_lock = threading.Lock()
+        self._closed = False
 
     def _refresh_in_background(self, host: str) -> None:
         with self._refresher_lock:
