@@ -8,8 +8,12 @@ import contextlib
 import select
 import socket
 import ssl
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 import trustme
@@ -17,7 +21,10 @@ import trustme
 import safedns
 from safedns.testing import DNSServer
 
+from .httpservers import Backend
+
 NAME = "svc.example.com"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -96,3 +103,28 @@ class Closer:
             self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
         self._thread.join(5)
+
+
+class ProxyBackend(Backend):
+    """An HTTP proxy that answers itself, naming the request it got."""
+
+    def answer(self, handler: Any) -> tuple[int, list[tuple[str, str]], bytes]:
+        return 200, [], f"proxied {handler.command} {handler.path}".encode()
+
+
+def import_error_without(client: str, adapter: str) -> str:
+    """What ``import <adapter>`` raises in a child where ``client`` cannot
+    be imported (None in ``sys.modules`` blocks it); safedns itself imports."""
+    code = (
+        f"import sys; sys.modules[{client!r}] = None\n"
+        "import safedns\n"
+        "try:\n"
+        f"    import {adapter}\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout

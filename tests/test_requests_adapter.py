@@ -7,13 +7,9 @@ read on the servers' side; waits poll with a deadline.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
@@ -23,12 +19,21 @@ import safedns
 from safedns.requests import SafeAdapter
 from safedns.testing import DNSServer
 
-from .adapterkit import NAME, Closer, black_hole, ca, dns, resolver, server_tls
-from .httpservers import Backend, backends, wait_for
+from .adapterkit import (
+    NAME,
+    Closer,
+    ProxyBackend,
+    black_hole,
+    ca,
+    dns,
+    import_error_without,
+    resolver,
+    server_tls,
+)
+from .httpservers import backends, wait_for
 
 __all__ = ["ca", "dns", "resolver"]  # fixtures
 
-ROOT = Path(__file__).resolve().parent.parent
 CLOSE = [("Connection", "close")]
 
 
@@ -38,14 +43,6 @@ def session_for(adapter: SafeAdapter) -> requests.Session:
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
-
-
-@pytest.fixture
-def closing() -> Iterator[list[requests.Session]]:
-    sessions: list[requests.Session] = []
-    yield sessions
-    for session in sessions:
-        session.close()
 
 
 def test_200_gets_by_name_over_at_most_2_connections_few_queries(
@@ -257,18 +254,11 @@ def test_pool_maxsize_and_pool_block_are_respected(
         assert server.accepted <= 2
 
 
-class _ProxyBackend(Backend):
-    """An HTTP proxy that answers itself, naming the request it got."""
-
-    def answer(self, handler: Any) -> tuple[int, list[tuple[str, str]], bytes]:
-        return 200, [], f"proxied {handler.command} {handler.path}".encode()
-
-
 def test_proxies_the_proxy_name_resolves_through_safedns(
     dns: DNSServer, resolver: safedns.Resolver
 ) -> None:
     dns.add("proxy.example.com", "A", "127.0.0.6", ttl=60)
-    proxy = _ProxyBackend("127.0.0.6")
+    proxy = ProxyBackend("127.0.0.6")
     try:
         adapter = SafeAdapter(resolver)
         proxies = {"http": f"http://proxy.example.com:{proxy.port}"}
@@ -305,16 +295,5 @@ def test_bad_arguments_are_typed_errors(resolver: safedns.Resolver) -> None:
 
 
 def test_without_requests_the_error_names_the_extra() -> None:
-    code = (
-        "import sys; sys.modules['requests'] = None\n"
-        "import safedns\n"
-        "try:\n"
-        "    import safedns.requests\n"
-        "except ImportError as exc:\n"
-        "    print(exc)\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT
-    )
-    assert out.returncode == 0, out.stderr
-    assert "pip install 'safedns[requests]'" in out.stdout
+    message = import_error_without("requests", "safedns.requests")
+    assert "pip install 'safedns[requests]'" in message

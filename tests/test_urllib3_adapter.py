@@ -6,11 +6,8 @@ real servers on loopback (tests/httpservers.py), names served by the embedded
 from __future__ import annotations
 
 import inspect
-import subprocess
-import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 import trustme
@@ -26,12 +23,21 @@ from safedns.testing import DNSServer
 from safedns.urllib3 import SafePoolManager, SafeProxyManager, TransportState
 from safedns.urllib3._pool import classify, single_try
 
-from .adapterkit import NAME, Closer, black_hole, ca, dns, resolver, server_tls
-from .httpservers import Backend, backends, wait_for
+from .adapterkit import (
+    NAME,
+    Closer,
+    ProxyBackend,
+    black_hole,
+    ca,
+    dns,
+    import_error_without,
+    resolver,
+    server_tls,
+)
+from .httpservers import backends, wait_for
 
 __all__ = ["ca", "dns", "resolver"]  # fixtures
 
-ROOT = Path(__file__).resolve().parent.parent
 CLOSE = [("Connection", "close")]
 
 
@@ -177,16 +183,11 @@ def test_kept_alive_requests_do_not_wait_on_a_dns_outage(
         assert server.accepted == 1
 
 
-class _ProxyBackend(Backend):
-    def answer(self, handler: Any) -> tuple[int, list[tuple[str, str]], bytes]:
-        return 200, [], f"proxied {handler.command} {handler.path}".encode()
-
-
 def test_proxy_manager_resolves_the_proxy_through_safedns(
     dns: DNSServer, resolver: safedns.Resolver
 ) -> None:
     dns.add("proxy.example.com", "A", "127.0.0.6", ttl=60)
-    proxy = _ProxyBackend("127.0.0.6")
+    proxy = ProxyBackend("127.0.0.6")
     try:
         with SafeProxyManager(f"http://proxy.example.com:{proxy.port}", resolver) as http:
             response = http.request("GET", "http://target.example.com/x")
@@ -224,16 +225,5 @@ def test_bad_arguments(resolver: safedns.Resolver) -> None:
 
 
 def test_without_urllib3_the_error_names_the_extra() -> None:
-    code = (
-        "import sys; sys.modules['urllib3'] = None\n"
-        "import safedns\n"
-        "try:\n"
-        "    import safedns.urllib3\n"
-        "except ImportError as exc:\n"
-        "    print(exc)\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT
-    )
-    assert out.returncode == 0, out.stderr
-    assert "pip install 'safedns[urllib3]'" in out.stdout
+    message = import_error_without("urllib3", "safedns.urllib3")
+    assert "pip install 'safedns[urllib3]'" in message
