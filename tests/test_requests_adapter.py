@@ -273,6 +273,29 @@ def test_proxies_the_proxy_name_resolves_through_safedns(
         proxy.close()
 
 
+def test_environment_proxies_go_through_the_adapter(
+    dns: DNSServer, resolver: safedns.Resolver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/guides.md: with trust_env, requests hands the environment's proxy
+    to the mounted adapter, which resolves the proxy's name through safedns."""
+    for name in ("ALL_PROXY", "NO_PROXY", "HTTPS_PROXY", "HTTP_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    dns.add("proxy.example.com", "A", "127.0.0.6", ttl=60)
+    proxy = ProxyBackend("127.0.0.6")
+    monkeypatch.setenv("HTTP_PROXY", f"http://proxy.example.com:{proxy.port}")
+    try:
+        adapter = SafeAdapter(resolver)
+        with session_for(adapter) as session:
+            session.trust_env = True
+            response = session.get("http://target.example.com/y")
+        assert response.text == "proxied GET http://target.example.com/y"
+        assert adapter.stats().connections_opened == 1
+        assert {name for name, _ in dns.queries} == {"proxy.example.com."}
+    finally:
+        proxy.close()
+
+
 def test_an_unknown_name_is_a_connection_error_and_not_retried(
     resolver: safedns.Resolver,
 ) -> None:

@@ -123,6 +123,28 @@ def test_503_within_the_budget_and_posts_once(dns: DNSServer, resolver: safedns.
         assert server.accepted == 1
 
 
+def test_a_file_body_is_rewound_for_each_try_and_a_generator_is_sent_once(
+    dns: DNSServer, resolver: safedns.Resolver
+) -> None:
+    import io
+
+    dns.add(NAME, "A", "127.0.0.2", ttl=60)
+    policy = safedns.RetryPolicy(attempts=3, backoff=0)
+    with (
+        backends("127.0.0.2", status=503) as (server,),
+        SafePoolManager(resolver, retry=policy) as http,
+    ):
+        body = io.BytesIO(b"skip:abc")
+        body.seek(5)
+        headers = {"Content-Length": "3"}
+        assert http.urlopen("PUT", server.url(NAME), body=body, headers=headers).status == 503
+        assert server.requests == [("PUT", "/", b"abc")] * 3
+        server.requests.clear()
+        chunks = iter([b"a", b"b"])
+        assert http.urlopen("PUT", server.url(NAME), body=chunks, chunked=True).status == 503
+        assert server.requests == [("PUT", "/", b"ab")]
+
+
 def test_close_without_a_response(dns: DNSServer, resolver: safedns.Resolver) -> None:
     dns.add(NAME, "A", "127.0.0.4", ttl=60)
     dns.add(NAME, "A", "127.0.0.5", ttl=60)
@@ -138,6 +160,24 @@ def test_close_without_a_response(dns: DNSServer, resolver: safedns.Resolver) ->
                 with pytest.raises(ProtocolError):  # a POST is not retried
                     http.request("POST", server.url("closer.example.com"), body=b"x")
                 assert closer.accepted == 2 and http.stats().attempts == 5
+        finally:
+            closer.close()
+
+
+def test_without_retry_urllib3s_own_retries_go_elsewhere_and_count(
+    dns: DNSServer, resolver: safedns.Resolver
+) -> None:
+    dns.add(NAME, "A", "127.0.0.4", ttl=60)
+    dns.add(NAME, "A", "127.0.0.5", ttl=60)
+    bad, good = resolver.resolve_addresses(NAME)
+    with backends(good, headers=CLOSE) as (server,):
+        closer = Closer(bad, server.port)
+        try:
+            with SafePoolManager(resolver, retries=Retry(1)) as http:
+                assert http.request("GET", server.url(NAME)).data == good.encode()
+                stats = http.stats()
+            assert closer.accepted == 1
+            assert (stats.requests, stats.attempts, stats.retries) == (1, 2, 1)
         finally:
             closer.close()
 

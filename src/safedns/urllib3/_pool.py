@@ -54,6 +54,11 @@ __all__ = [
 #: connection then goes back to the pool); a longer one is closed.
 DRAIN_LIMIT = 64 * 1024
 
+#: ``body_pos``'s place among ``urlopen``'s arguments after ``redirect``
+#: (``assert_same_host``, ``timeout``, ``pool_timeout``, ``release_conn``,
+#: ``chunked``, ``body_pos``), where urllib3's own retries pass it.
+_BODY_POS = 5
+
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:
     """``exc`` and what it wraps: causes, contexts, urllib3's ``reason``
@@ -165,30 +170,34 @@ class SafeHTTPConnectionPool(HTTPConnectionPool):
         headers: Mapping[str, str] | None = None,
         retries: Retry | bool | int | None = None,
         redirect: bool = True,
+        *args: Any,
         **kwargs: Any,
     ) -> BaseHTTPResponse:
         """urllib3's ``urlopen`` (same arguments), as one request's attempts
         (see the module docstring)."""
         state = self.safedns
-        send = functools.partial(
-            super().urlopen, method, url, body=body, headers=headers, **kwargs
-        )
+        send = functools.partial(super().urlopen, method, url, body, headers)
         route = find_route()
         if route is not None:  # urllib3 retrying (no retry=): elsewhere too, and counted
             route.retrying()
             state.counters.bump("attempts")
             state.counters.bump("retries")
-            return send(retries=retries, redirect=redirect)
+            return send(retries, redirect, *args, **kwargs)
         if state.retry is not None:
             retries = single_try(retries, redirect, self.retries)
-        body_pos = set_file_position(body, kwargs.get("body_pos"))
+        # Where a file body starts, read once: urllib3 rewinds it for each try.
+        rest = list(args)
+        if len(rest) > _BODY_POS:
+            body_pos = rest[_BODY_POS] = set_file_position(body, rest[_BODY_POS])
+        else:
+            body_pos = kwargs["body_pos"] = set_file_position(body, kwargs.get("body_pos"))
         run = state.retry_run(method, body_replayable=_replayable(body, body_pos))
         source = self.conn_kw.get("source_address")
         state.refresh_if_due(self._dialled_host(), family_of(source[0] if source else None))
         with routing() as route:
             trip = Trip(run, route, state.hosts, state.clock)
             return trip.send(
-                functools.partial(send, retries=retries, redirect=redirect, body_pos=body_pos),
+                functools.partial(send, retries, redirect, *rest, **kwargs),
                 classify=classify,
                 status=_status,
                 discard=_discard,
