@@ -70,6 +70,12 @@ def test_requests_follow_the_name_to_its_new_address(
     with backends("127.0.0.2", "127.0.0.3") as (old, new):
         adapter = SafeAdapter(resolver)
         with session_for(adapter) as session:
+            # Three connections at once, then idle in the pool: one will be
+            # reused, the other two wait there.
+            held = [session.get(old.url(NAME), stream=True) for _ in range(3)]
+            for response in held:
+                assert response.text == "127.0.0.2"
+            assert old.accepted == 3
             for _ in range(5):
                 assert session.get(old.url(NAME)).text == "127.0.0.2"
             dns.remove(NAME, "A")
@@ -83,8 +89,8 @@ def test_requests_follow_the_name_to_its_new_address(
                 assert session.get(old.url(NAME)).text == "127.0.0.3"
             assert new.accepted == 1 and old.open_connections == 0
         stats = adapter.stats()
-        assert stats.connections_retired_dns == 1
-        assert stats.connections_opened == 2
+        assert stats.connections_retired_dns == 3
+        assert stats.connections_opened == 4
 
 
 def test_a_black_holed_first_address_costs_one_attempt_delay(

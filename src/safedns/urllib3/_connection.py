@@ -16,7 +16,9 @@
   - ``is_connected``: urllib3 asks it at every checkout from the pool; it is
     also False once the connection must retire (its address left DNS, or it
     passed ``max_connection_age``) and for a retry that goes elsewhere. The
-    pool then closes it and the same object dials anew.
+    pool then closes it and the same object dials anew. The pool also closes
+    its idle connections that must retire once the host's answer changed
+    (``SafeHTTPConnectionPool``).
 """
 
 from __future__ import annotations
@@ -189,23 +191,26 @@ class SafeHTTPConnection(HTTPConnection):
         sys.audit("http.client.connect", self, host, port)
         return sock
 
+    def safedns_retired(self) -> bool:
+        """Must this connection retire (its address left DNS, or it passed
+        ``max_connection_age``)? Counted in ``stats()`` the first time."""
+        watch = self.safedns_watch
+        if watch is None:
+            return False
+        reason = watch.check(time.monotonic())
+        if reason is not None:
+            self.safedns.counters.bump(_RETIRED[reason])
+        return watch.retired is not None
+
     @property
     def is_connected(self) -> bool:
         """urllib3's answer (the socket is open and has nothing unread), and
         the connection may be reused: it did not retire, and the request
         being sent is not a retry that should go to another address."""
-        if not super().is_connected:
+        if not super().is_connected or self.safedns_retired():
             return False
-        watch = self.safedns_watch
-        if watch is None:
-            return True
-        reason = watch.check(time.monotonic())
-        if reason is not None:
-            self.safedns.counters.bump(_RETIRED[reason])
-        if watch.retired is not None:
-            return False
-        route = find_route()
-        if route is None or watch.peer is None:
+        watch, route = self.safedns_watch, find_route()
+        if watch is None or watch.peer is None or route is None:
             return True
         if watch.peer in route.avoid and self.safedns.hosts.has_others(watch.host, watch.peer):
             return False  # a retry goes elsewhere: dial anew

@@ -13,8 +13,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.client
+import queue
 import ssl
 import typing
 from collections.abc import Iterator, Mapping
@@ -158,6 +160,8 @@ class SafeHTTPConnectionPool(HTTPConnectionPool):
         state = safedns if safedns is not None else TransportState()
         super().__init__(host, port, *args, safedns=state, **kwargs)
         self.safedns = state
+        #: The host's answer when the idle connections were last swept.
+        self.safedns_swept: object = None
 
     def stats(self) -> TransportStats:
         return self.safedns.stats()
@@ -193,7 +197,12 @@ class SafeHTTPConnectionPool(HTTPConnectionPool):
             body_pos = kwargs["body_pos"] = set_file_position(body, kwargs.get("body_pos"))
         run = state.retry_run(method, body_replayable=_replayable(body, body_pos))
         source = self.conn_kw.get("source_address")
-        state.refresh_if_due(self._dialled_host(), family_of(source[0] if source else None))
+        host = self._dialled_host()
+        state.refresh_if_due(host, family_of(source[0] if source else None))
+        answer = state.hosts.book.get(host)
+        if answer is not self.safedns_swept:
+            self.safedns_swept = answer
+            self._sweep()
         with routing() as route:
             trip = Trip(run, route, state.hosts, state.clock)
             return trip.send(
@@ -202,6 +211,28 @@ class SafeHTTPConnectionPool(HTTPConnectionPool):
                 status=_status,
                 discard=_discard,
             )
+
+    def _sweep(self) -> None:
+        """The host's answer changed: close the idle connections that must
+        retire now, not at their next checkout (the busy one is reused, the
+        others could wait there for long). Each is taken out of the pool's
+        queue (``pool``, public) while it is looked at, so none in use is
+        touched, and put back (closed: it dials anew when checked out)."""
+        idle = self.pool
+        if idle is None:
+            return
+        taken = []
+        with contextlib.suppress(queue.Empty):
+            while True:
+                taken.append(idle.get_nowait())
+        for conn in reversed(taken):  # a LIFO queue: back in the same order
+            if isinstance(conn, SafeHTTPConnection) and conn.safedns_retired():
+                conn.close()
+            try:
+                idle.put_nowait(conn)
+            except queue.Full:  # another thread put one back meanwhile
+                if conn is not None:
+                    conn.close()
 
     def _dialled_host(self) -> str:
         """The host this pool's connections dial: the proxy's, if any."""
