@@ -128,3 +128,62 @@ def import_error_without(client: str, adapter: str) -> str:
     )
     assert out.returncode == 0, out.stderr
     return out.stdout
+
+
+class TunnelProxy:
+    """An HTTP proxy that only tunnels (``CONNECT host:port``), to the address
+    ``routes`` gives for the host: the target's name is the proxy's to
+    resolve. Counts the tunnels it opened."""
+
+    def __init__(self, host: str, routes: dict[str, str]) -> None:
+        self.routes = routes
+        self.tunnels: list[str] = []
+        self._listener = socket.create_server((host, 0))
+        self.port = int(self._listener.getsockname()[1])
+        self._socks: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            self._socks.append(client)
+            threading.Thread(target=self._tunnel, args=(client,), daemon=True).start()
+
+    def _tunnel(self, client: socket.socket) -> None:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = client.recv(4096)
+            if not chunk:
+                client.close()
+                return
+            head += chunk
+        target = head.split(b" ", 2)[1].decode()
+        name, _, port = target.rpartition(":")
+        self.tunnels.append(target)
+        upstream = socket.create_connection((self.routes[name], int(port)), timeout=5)
+        self._socks.append(upstream)
+        client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        for a, b in ((client, upstream), (upstream, client)):
+            threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while chunk := source.recv(65536):
+                sink.sendall(chunk)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes accept()
+        self._listener.close()
+        for sock in self._socks:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+        self._thread.join(5)

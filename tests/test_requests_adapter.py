@@ -23,6 +23,7 @@ from .adapterkit import (
     NAME,
     Closer,
     ProxyBackend,
+    TunnelProxy,
     black_hole,
     ca,
     dns,
@@ -277,6 +278,31 @@ def test_proxies_the_proxy_name_resolves_through_safedns(
         assert adapter.stats().requests == 3
     finally:
         proxy.close()
+
+
+def test_https_through_a_tunnelling_proxy(
+    dns: DNSServer, resolver: safedns.Resolver, ca: trustme.CA, tmp_path: Path
+) -> None:
+    """CONNECT through a proxy named in DNS: the proxy's name resolves through
+    safedns, the target's is the proxy's, and TLS (SNI, the certificate
+    check) is on the target's name."""
+    dns.add("proxy.example.com", "A", "127.0.0.6", ttl=60)
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    with backends("127.0.0.2", tls=server_tls(ca, NAME)) as (server,):
+        proxy = TunnelProxy("127.0.0.6", {NAME: "127.0.0.2"})
+        try:
+            adapter = SafeAdapter(resolver)
+            proxies = {"https": f"http://proxy.example.com:{proxy.port}"}
+            with session_for(adapter) as session:
+                for _ in range(3):
+                    response = session.get(server.url(NAME), proxies=proxies, verify=str(ca_file))
+                    assert (response.status_code, response.text) == (200, "127.0.0.2")
+            assert proxy.tunnels == [f"{NAME}:{server.port}"]  # one tunnel, kept alive
+            assert {name for name, _ in dns.queries} == {"proxy.example.com."}
+            assert adapter.stats().connections_opened == 1
+        finally:
+            proxy.close()
 
 
 def test_environment_proxies_go_through_the_adapter(
