@@ -16,7 +16,8 @@ so that each adapter is left with its client's exceptions and hooks.
   expired answer be refreshed (in the background: the request never waits
   for it), and the refresh itself.
 - ``Trip``: a request's ``RetryRun`` and ``Route`` together: after an error
-  or a response, retry (elsewhere) or not.
+  or a response, retry (elsewhere) or not; ``Trip.send`` is the whole retry
+  loop of a thread (attempt, decide, discard a retried response, back off).
 """
 
 from __future__ import annotations

@@ -235,11 +235,11 @@ class SafeHTTPConnectionPool(HTTPConnectionPool):
                     conn.close()
 
     def _dialled_host(self) -> str:
-        """The host this pool's connections dial: the proxy's, if any."""
+        """The host this pool's connections dial (the proxy's, if any), as they
+        name it (``HTTPConnection.host``: no trailing dot)."""
         proxy = self.proxy
-        if proxy is not None and proxy.host is not None:
-            return proxy.host
-        return self.host
+        host = proxy.host if proxy is not None and proxy.host is not None else self.host
+        return host.rstrip(".")
 
 
 class SafeHTTPSConnectionPool(SafeHTTPConnectionPool, HTTPSConnectionPool):
