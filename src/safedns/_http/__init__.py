@@ -14,4 +14,8 @@ client imported and no socket touched (sans-I/O, as h11 is). Time comes in as
 - ``connect``: the two drivers of that schedule, the only I/O here, shared by
   every adapter: ``connect_sync`` (non-blocking sockets and ``selectors``) and
   ``connect_async`` (one asyncio task per attempt).
+- ``trip``: one request through a thread-driven transport (urllib3,
+  requests): its addresses (resolved at most once), its RFC 8305 dial, the
+  background refresh before it, and its retry loop (``Trip.send``).
+- ``stats``: what every adapter counts (``TransportStats``, ``TransportCounters``).
 """
