@@ -316,3 +316,94 @@ class H2Backend:
                 sock.shutdown(socket.SHUT_RDWR)
         for thread in threads:
             thread.join()
+
+
+class RawServer:
+    """A TCP server on ``host:port`` that answers every connection with
+    ``reply`` (raw bytes, possibly not HTTP at all), then closes it: with
+    ``reply=b""`` it closes without a response, and with ``reset`` it
+    resets the connection (RST) once the request arrived. Counts
+    connections accepted."""
+
+    def __init__(self, host: str, port: int = 0, *, reply: bytes = b"", reset: bool = False):
+        self.host = host
+        self.reply = reply
+        self.reset = reset
+        self.accepted = 0
+        self._lock = threading.Lock()
+        self._sock = socket.create_server((host, port))
+        self._sock.settimeout(0.05)
+        self.port = int(self._sock.getsockname()[1])
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                continue
+            with self._lock:
+                self.accepted += 1
+            with conn:
+                conn.settimeout(2)
+                with contextlib.suppress(OSError):
+                    conn.recv(65536)
+                    if self.reset:
+                        import struct
+
+                        conn.setsockopt(
+                            socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                        )
+                    elif self.reply:
+                        conn.sendall(self.reply)
+
+    def url(self, name: str, path: str = "/") -> str:
+        return f"http://{name}:{self.port}{path}"
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sock.close()
+
+    def __enter__(self) -> RawServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class BlackHole:
+    """A listening port on ``host`` that drops every SYN: ``listen(0)`` with
+    its one-place accept queue already full (a connection nobody accepts).
+    What a dead pod IP looks like to a client: the connect just hangs."""
+
+    def __init__(self, host: str, port: int = 0) -> None:
+        self.host = host
+        self._sock = socket.socket()
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind((host, port))
+        self._sock.listen(0)
+        self.port = int(self._sock.getsockname()[1])
+        self._filler = socket.create_connection((host, self.port), timeout=1)
+        probe = socket.socket()
+        probe.settimeout(0.2)
+        try:
+            probe.connect((host, self.port))
+        except TimeoutError:
+            pass  # dropped: the hole is there
+        else:
+            raise RuntimeError("the accept queue did not fill: no black hole here")
+        finally:
+            probe.close()
+
+    def close(self) -> None:
+        self._filler.close()
+        self._sock.close()
+
+    def __enter__(self) -> BlackHole:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
