@@ -14,4 +14,6 @@ client imported and no socket touched (sans-I/O, as h11 is). Time comes in as
 - ``connect``: the two drivers of that schedule, the only I/O here, shared by
   every adapter: ``connect_sync`` (non-blocking sockets and ``selectors``) and
   ``connect_async`` (one asyncio task per attempt).
+- ``stats``: what an adapter counts for its ``stats()`` (``TransportStats``,
+  ``TransportCounters``).
 """
