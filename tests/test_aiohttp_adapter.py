@@ -31,6 +31,7 @@ from safedns.aiohttp import RetryMiddleware, SafeConnector  # noqa: E402
 from safedns.testing import DNSServer  # noqa: E402
 
 from .httpservers import Backend, BlackHole, RawServer, backends, same_port  # noqa: E402
+from .test_httpx_transport import client_tls, make_resolver, server_tls  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings(
     "error::ResourceWarning", "error::pytest.PytestUnraisableExceptionWarning"
@@ -46,13 +47,6 @@ def dns() -> Iterator[DNSServer]:
         yield server
 
 
-def make_resolver(dns: DNSServer, timeout: float = 0.5) -> safedns.Resolver:
-    config = safedns.ResolverConfig(
-        nameservers=[dns.nameserver], search=(), ndots=1, timeout=timeout, attempts=1
-    )
-    return safedns.Resolver(config)
-
-
 @pytest.fixture
 def resolver(dns: DNSServer) -> Iterator[safedns.Resolver]:
     with make_resolver(dns) as res:
@@ -62,18 +56,6 @@ def resolver(dns: DNSServer) -> Iterator[safedns.Resolver]:
 @pytest.fixture(scope="module")
 def ca() -> trustme.CA:
     return trustme.CA()
-
-
-def server_tls(ca: trustme.CA, name: str) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert(name).configure_cert(ctx)
-    return ctx
-
-
-def client_tls(ca: trustme.CA) -> ssl.SSLContext:
-    ctx = ssl.create_default_context()
-    ca.configure_trust(ctx)
-    return ctx
 
 
 def run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -402,7 +384,10 @@ def test_keepalive_and_new_connections_survive_a_dns_outage_without_waiting(
                 times.append(time.monotonic() - started)
         return times
 
-    with make_resolver(dns, timeout=2.0) as resolver, backends("127.0.0.2") as (server,):
+    config = safedns.ResolverConfig(
+        nameservers=[dns.nameserver], search=(), ndots=1, timeout=2.0, attempts=1
+    )
+    with safedns.Resolver(config) as resolver, backends("127.0.0.2") as (server,):
         times = run(lambda: main(server, resolver))
         # New connections dial the last addresses the connector had (the first
         # "close" request still goes over the kept-alive connection).
@@ -471,19 +456,28 @@ def test_max_connection_age(dns: DNSServer, resolver: safedns.Resolver) -> None:
     assert stats.connections_opened == 3
 
 
-def test_unknown_name_is_a_dns_error_and_not_retried(
-    dns: DNSServer, resolver: safedns.Resolver
-) -> None:
+def failed(resolver: Any, method: str, url: str, expected: type[BaseException]) -> Any:
+    """Send one request that must raise ``expected`` (retries allowed);
+    returns the exception and the middleware's stats."""
+
     async def main() -> Any:
         policy = safedns.RetryPolicy(backoff=0)
         async with client(resolver, retry=policy) as (session, _, middleware):
-            with pytest.raises(aiohttp.ClientConnectorDNSError) as info:
-                await session.get("http://missing.example.com/")
-            assert isinstance(info.value.os_error, socket.gaierror)
-            assert info.value.os_error.errno == socket.EAI_NONAME
-            return middleware.stats()
+            with pytest.raises(expected) as info:
+                await session.request(method, url, data=b"x" if method == "POST" else None)
+            return info.value, middleware.stats()
 
-    stats = run(main)
+    return run(main)
+
+
+def test_unknown_name_is_a_dns_error_and_not_retried(
+    dns: DNSServer, resolver: safedns.Resolver
+) -> None:
+    error, stats = failed(
+        resolver, "GET", "http://missing.example.com/", aiohttp.ClientConnectorDNSError
+    )
+    assert isinstance(error.os_error, socket.gaierror)
+    assert error.os_error.errno == socket.EAI_NONAME
     assert (stats.requests, stats.attempts) == (1, 1)
 
 
@@ -494,15 +488,7 @@ def test_post_is_retried_when_nothing_could_be_sent(
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.4", 0))
         port = sock.getsockname()[1]
-
-    async def main() -> Any:
-        policy = safedns.RetryPolicy(backoff=0)
-        async with client(resolver, retry=policy) as (session, _, middleware):
-            with pytest.raises(aiohttp.ClientConnectorError):
-                await session.post(f"http://{NAME}:{port}/", data=b"x")
-            return middleware.stats()
-
-    stats = run(main)
+    _, stats = failed(resolver, "POST", f"http://{NAME}:{port}/", aiohttp.ClientConnectorError)
     assert (stats.attempts, stats.retries) == (3, 2)
 
 
