@@ -559,3 +559,29 @@ def test_an_async_resolver_given_stays_open_one_made_is_closed(dns: DNSServer) -
     with backends("127.0.0.2") as (server,):
         run(lambda: main(server))
     assert len(dns.queries) <= 2  # the two connectors shared its cache
+
+
+class _ProxyBackend(Backend):
+    """An HTTP proxy that answers itself, naming the request it got."""
+
+    def answer(self, handler: Any) -> tuple[int, list[tuple[str, str]], bytes]:
+        return 200, [], f"proxied {handler.command} {handler.path}".encode()
+
+
+def test_the_proxy_hostname_resolves_through_safedns_the_target_does_not(
+    dns: DNSServer, resolver: safedns.Resolver
+) -> None:
+    dns.add("proxy.example.com", "A", "127.0.0.6", ttl=60)
+
+    async def main(proxy: Backend) -> tuple[int, str]:
+        async with client(resolver) as (session, _, _):
+            return await fetch(
+                session, "http://target.example.com/x", proxy=proxy.url("proxy.example.com")
+            )
+
+    proxy = _ProxyBackend("127.0.0.6")
+    try:
+        assert run(lambda: main(proxy)) == (200, "proxied GET http://target.example.com/x")
+    finally:
+        proxy.close()
+    assert {name for name, _ in dns.queries} == {"proxy.example.com."}
