@@ -17,7 +17,7 @@ import math
 import socket
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any, TypeVar
 
 import pytest
@@ -30,8 +30,9 @@ from safedns._http.dial import Hosts  # noqa: E402
 from safedns.aiohttp import RetryMiddleware, SafeConnector  # noqa: E402
 from safedns.testing import DNSServer  # noqa: E402
 
+from . import test_httpx_transport as httpx_tests  # noqa: E402
 from .httpservers import Backend, BlackHole, RawServer, backends, same_port  # noqa: E402
-from .test_httpx_transport import client_tls, make_resolver, server_tls  # noqa: E402
+from .test_httpx_transport import _ProxyBackend, client_tls, server_tls  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings(
     "error::ResourceWarning", "error::pytest.PytestUnraisableExceptionWarning"
@@ -41,21 +42,10 @@ NAME = "svc.example.com"
 T = TypeVar("T")
 
 
-@pytest.fixture
-def dns() -> Iterator[DNSServer]:
-    with DNSServer(negative_ttl=1) as server:
-        yield server
-
-
-@pytest.fixture
-def resolver(dns: DNSServer) -> Iterator[safedns.Resolver]:
-    with make_resolver(dns) as res:
-        yield res
-
-
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
+#: The DNS server, resolver and CA fixtures of the httpx tests, shared.
+dns = httpx_tests.dns
+resolver = httpx_tests.resolver
+ca = httpx_tests.ca
 
 
 def run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -262,14 +252,21 @@ def test_a_black_holed_first_address_and_no_keepalive(
     assert sum(times[1:]) < 0.6, times
 
 
-def test_closed_without_a_response_get_retried_elsewhere_post_not(
-    dns: DNSServer, resolver: safedns.Resolver
-) -> None:
+def _broken_then_good(dns: DNSServer, resolver: safedns.Resolver) -> tuple[str, Backend]:
+    """Two addresses for NAME: a good server on the second the answer lists;
+    returns the first (for a broken server, on the same port) and it."""
     dns.add(NAME, "A", "127.0.0.4", ttl=60)
     dns.add(NAME, "A", "127.0.0.5", ttl=60)
     bad_host, good_host = resolver.resolve_addresses(NAME)
-    dns.add("closer.example.com", "A", bad_host, ttl=60)
     (good,) = same_port([good_host])
+    return bad_host, good
+
+
+def test_closed_without_a_response_get_retried_elsewhere_post_not(
+    dns: DNSServer, resolver: safedns.Resolver
+) -> None:
+    bad_host, good = _broken_then_good(dns, resolver)
+    dns.add("closer.example.com", "A", bad_host, ttl=60)
     bad = RawServer(bad_host, good.port)  # reads the request, closes unanswered
 
     async def main() -> Any:
@@ -405,10 +402,7 @@ def test_keepalive_and_new_connections_survive_a_dns_outage_without_waiting(
 def test_a_retry_after_a_503_goes_to_the_other_address(
     dns: DNSServer, resolver: safedns.Resolver
 ) -> None:
-    dns.add(NAME, "A", "127.0.0.4", ttl=60)
-    dns.add(NAME, "A", "127.0.0.5", ttl=60)
-    bad_host, good_host = resolver.resolve_addresses(NAME)
-    (good,) = same_port([good_host])
+    bad_host, good = _broken_then_good(dns, resolver)
     bad = Backend(bad_host, good.port, status=503)
 
     async def main() -> Any:
@@ -562,13 +556,6 @@ def test_an_async_resolver_given_stays_open_one_made_is_closed(dns: DNSServer) -
     with backends("127.0.0.2") as (server,):
         run(lambda: main(server))
     assert len(dns.queries) <= 2  # the two connectors shared its cache
-
-
-class _ProxyBackend(Backend):
-    """An HTTP proxy that answers itself, naming the request it got."""
-
-    def answer(self, handler: Any) -> tuple[int, list[tuple[str, str]], bytes]:
-        return 200, [], f"proxied {handler.command} {handler.path}".encode()
 
 
 def test_the_proxy_hostname_resolves_through_safedns_the_target_does_not(
