@@ -363,6 +363,24 @@ class Hosts:
         for address in attempts.started:
             self.failures.failed(address, now)
 
+    def raced(self, started: Sequence[str], winner: str | None, now: float) -> None:
+        """A connect whose schedule the HTTP client ran itself (aiohttp's own
+        Happy Eyeballs): ``started``, the addresses it tried in the order it
+        started them; ``winner``, the one that connected (None: none did).
+        Those started before the winner failed or were slower than the
+        Connection Attempt Delay, and are remembered as failing, as
+        ``connected`` and ``gave_up`` do."""
+        if winner is None:
+            for address in started:
+                self.failures.failed(address, now)
+            return
+        winner = canonical(winner)
+        for address in started:
+            if canonical(address) == winner:
+                break
+            self.failures.failed(address, now)
+        self.failures.succeeded(winner)
+
     def broke(self, address: str | None, now: float) -> None:
         """A connection to ``address`` was reset, or closed without a
         response: tried last for a while."""

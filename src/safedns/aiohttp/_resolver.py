@@ -1,4 +1,4 @@
-"""An aiohttp resolver over ``safedns.AsyncResolver``.
+"""``Resolver``: an aiohttp ``AbstractResolver`` over ``safedns.AsyncResolver``.
 
 aiohttp's ``TCPConnector`` looks host names up through an ``AbstractResolver``
 (glibc in a thread, or c-ares) and keeps its own cache, which ignores TTLs and
@@ -6,47 +6,36 @@ caches no failures. ``Resolver`` hands the lookups to an ``AsyncResolver``
 instead: TTL-true positive and negative caching, single flight, serve-stale,
 the query budget, and no thread::
 
-    import aiohttp
-    import safedns.aiohttp
-
     resolver = safedns.aiohttp.Resolver()
     connector = aiohttp.TCPConnector(resolver=resolver, use_dns_cache=False)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        ...
-    await resolver.close()
 
 ``use_dns_cache=False`` leaves caching to safedns. A connector does not close a
 resolver it was given, so close it yourself (or use ``async with``).
-
-aiohttp is an optional dependency: ``pip install 'safedns[aiohttp]'``.
+``SafeConnector`` (``_connector.py``) builds on it.
 """
 
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterable
 from types import TracebackType
 
-try:
-    from aiohttp.abc import AbstractResolver, ResolveResult
-except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
-    raise ImportError(
-        "safedns.aiohttp needs aiohttp; install it with: pip install 'safedns[aiohttp]'"
-    ) from exc
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 from safedns import AsyncResolver, InvalidName, NameNotFound, ResolveError, TemporaryFailure
 from safedns._dropin.constants import EAI_NODATA
 from safedns._dropin.errors import gai_error
 from safedns._hosts import HOSTS_PATH, HostsFile
 
-__all__ = ["Resolver"]
+__all__ = ["FAMILIES", "Resolver", "error_code", "results"]
 
 #: What aiohttp's own resolvers put in ``flags``: the host and port are numeric,
 #: so ``loop.create_connection`` will not look them up again.
 _NUMERIC_FLAGS = socket.AI_NUMERICHOST | socket.AI_NUMERICSERV
-_FAMILIES = (socket.AF_UNSPEC, socket.AF_INET, socket.AF_INET6)
+FAMILIES = (socket.AF_UNSPEC, socket.AF_INET, socket.AF_INET6)
 
 
-def _error_code(exc: ValueError | ResolveError) -> int:
+def error_code(exc: ValueError | ResolveError) -> int:
     """The ``EAI_*`` code glibc's getaddrinfo gives for this failure."""
     if isinstance(exc, NameNotFound):
         return socket.EAI_NONAME if exc.nxdomain else EAI_NODATA
@@ -55,6 +44,23 @@ def _error_code(exc: ValueError | ResolveError) -> int:
     if isinstance(exc, InvalidName):
         return socket.EAI_NONAME
     return socket.EAI_FAIL
+
+
+def results(host: str, addresses: Iterable[str], port: int) -> list[ResolveResult]:
+    """``addresses`` of ``host``, in order, as aiohttp's own resolvers give them."""
+    return [
+        ResolveResult(
+            hostname=host,
+            # An IPv6 address with a zone ("fe80::1%eth0", only from a
+            # literal) keeps it, as getnameinfo writes it for aiohttp.
+            host=address,
+            port=port,
+            family=socket.AF_INET6 if ":" in address else socket.AF_INET,
+            proto=socket.IPPROTO_TCP,
+            flags=_NUMERIC_FLAGS,
+        )
+        for address in addresses
+    ]
 
 
 class Resolver(AbstractResolver):
@@ -100,32 +106,21 @@ class Resolver(AbstractResolver):
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
         """Every address of ``host`` in ``family``, as aiohttp's resolvers give them."""
-        if family not in _FAMILIES:
+        if family not in FAMILIES:
             raise gai_error(socket.EAI_FAMILY)
         resolver = self.resolver
-        addresses = self._from_hosts(host, family)
+        addresses = self.hosts_file_addresses(host, family)
         try:
             if addresses is None:
                 addresses = await resolver.resolve_addresses(host, family)
         except (ResolveError, ValueError) as exc:
-            raise gai_error(_error_code(exc)) from exc
+            raise gai_error(error_code(exc)) from exc
         if not addresses:
             raise gai_error(EAI_NODATA)
-        return [
-            ResolveResult(
-                hostname=host,
-                # An IPv6 address with a zone ("fe80::1%eth0", only from a
-                # literal) keeps it, as getnameinfo writes it for aiohttp.
-                host=address,
-                port=port,
-                family=socket.AF_INET6 if ":" in address else socket.AF_INET,
-                proto=socket.IPPROTO_TCP,
-                flags=_NUMERIC_FLAGS,
-            )
-            for address in addresses
-        ]
+        return results(host, addresses, port)
 
-    def _from_hosts(self, host: str, family: int) -> list[str] | None:
+    def hosts_file_addresses(self, host: str, family: int) -> list[str] | None:
+        """``host``'s addresses in the hosts file, or None (not there, or no file)."""
         if self._hosts is None:
             return None
         try:
