@@ -115,5 +115,6 @@ AsyncSafeTransport: Any = _async.AsyncSafeTransport
 TransportStats: Any = _common.TransportStats
 
 for _name in __all__:
-    globals()[_name].__module__ = __name__
+    if globals()[_name].__module__.startswith(_PREFIX):  # made here, not shared
+        globals()[_name].__module__ = __name__
 del _name
