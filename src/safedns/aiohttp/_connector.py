@@ -22,7 +22,6 @@ No private attribute or method of aiohttp is touched.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import socket
 import time
@@ -42,6 +41,7 @@ from safedns._dropin.constants import EAI_NODATA
 from safedns._dropin.errors import gai_error
 from safedns._exceptions import InvalidName, NameNotFound, ResolveError
 from safedns._hosts import HOSTS_PATH
+from safedns._http.background import Refreshes
 from safedns._http.dial import DEFAULT_DELAY, Hosts, Route, check_delay, current_route, find_route
 from safedns._http.follow import ConnectionWatch, HostAnswer, Retirement, is_ip_literal
 from safedns._http.stats import TransportCounters, TransportStats
@@ -210,7 +210,7 @@ class SafeConnector(aiohttp.TCPConnector):
         self._watches: weakref.WeakKeyDictionary[ResponseHandler, ConnectionWatch] = (
             weakref.WeakKeyDictionary()
         )
-        self._refreshes: set[asyncio.Task[None]] = set()
+        self._refreshes = Refreshes()
         self.dial_resolver = DialResolver(own, self.hosts, hosts_file=hosts)
         super().__init__(
             resolver=self.dial_resolver,
@@ -311,9 +311,7 @@ class SafeConnector(aiohttp.TCPConnector):
     # -- refreshes in the background ---------------------------------------
 
     def _refresh_in_background(self, host: str) -> None:
-        task = asyncio.ensure_future(self._refresh(host))
-        self._refreshes.add(task)
-        task.add_done_callback(self._refreshes.discard)
+        self._refreshes.start(self._refresh(host))
 
     async def _refresh(self, host: str) -> None:
         try:
@@ -327,12 +325,7 @@ class SafeConnector(aiohttp.TCPConnector):
     async def close(self, *, abort_ssl: bool = False) -> None:
         """Close the connections, stop the refreshes, and close the resolver
         if the connector made it."""
-        tasks = list(self._refreshes)
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(BaseException):
-                await task
+        await self._refreshes.aclose()
         await super().close(abort_ssl=abort_ssl)
         await self.dial_resolver.close()
         if self._owns_resolver:

@@ -11,7 +11,6 @@ completes without suspending.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -19,6 +18,7 @@ import httpcore
 import httpx
 
 from safedns._async import AsyncResolver
+from safedns._http.background import Refreshes
 from safedns._http.connect import connect_async
 from safedns._http.dial import Route, current_route, routing
 from safedns._resolver import Resolver
@@ -185,12 +185,10 @@ class AsyncSafeTransport(
     # -- refreshes in the background ---------------------------------------
 
     def _init_background(self) -> None:
-        self._refreshes: set[asyncio.Task[None]] = set()
+        self._refreshes = Refreshes()
 
     def _refresh_in_background(self, host: str) -> None:
-        task = asyncio.ensure_future(self._refresh(host))
-        self._refreshes.add(task)
-        task.add_done_callback(self._refreshes.discard)
+        self._refreshes.start(self._refresh(host))
 
     async def _refresh(self, host: str) -> None:
         try:
@@ -204,12 +202,7 @@ class AsyncSafeTransport(
             self._refreshed(host, answers)
 
     async def aclose(self) -> None:
-        tasks = list(self._refreshes)
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(BaseException):
-                await task
+        await self._refreshes.aclose()
         await super().aclose()
         if self._owns_resolver:
             await self.resolver.aclose()
