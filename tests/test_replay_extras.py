@@ -12,16 +12,16 @@ from pathlib import Path
 import pytest
 
 import safedns
-from safedns._cli import main
-from safedns._fleet import (
+from safedns._app.cli import main
+from safedns._app.fleet import (
     COREDNS_EXTERNAL_QPS,
     COREDNS_INTERNAL_QPS,
     blended_capacity,
     fleet_steps,
     run_fleet,
 )
-from safedns._replay import Progress
-from safedns._timeline import QueryTimeline, close_progress, make_progress, rates
+from safedns._app.replay import Progress
+from safedns._app.timeline import QueryTimeline, close_progress, make_progress, rates
 
 from .conftest import FakeClock
 

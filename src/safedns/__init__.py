@@ -8,9 +8,9 @@
 
 from safedns._async import AsyncResolver
 from safedns._config import ResolverConfig
+from safedns._dropin.addrinfo import getaddrinfo, gethostbyname, gethostbyname_ex
 from safedns._dropin.aio import async_getaddrinfo
 from safedns._exceptions import InvalidName, NameNotFound, ResolveError, TemporaryFailure
-from safedns._getaddrinfo import getaddrinfo, gethostbyname, gethostbyname_ex
 from safedns._metrics import Histogram, ServerHealth
 from safedns._patch import is_patched, patch, patched, unpatch
 from safedns._planning import plan

@@ -313,7 +313,7 @@ class Core:
     def remember(self, name: object, rdtype: str, walk: Walk) -> Answer:
         """The walk's answer for ``resolve``; memoised for the fast path unless
         it is stale."""
-        answer = walk.answers(self)[0]
+        answer = walk.answers(self.answer)[0]
         if not walk.stale:
             copy = self.cached_copy(answer, walk.valid_until)
             bounded_put(self.memo, (name, rdtype), copy, self.config.max_entries)
@@ -321,7 +321,7 @@ class Core:
 
     def remember_addresses(self, name: object, family: int, walk: Walk) -> list[Answer]:
         """The walk's answers for an address lookup, memoised likewise."""
-        answers = walk.answers(self)
+        answers = walk.answers(self.answer)
         if not walk.stale:
             memo = AddressMemo(
                 tuple(self.cached_copy(a, walk.valid_until) for a in answers),

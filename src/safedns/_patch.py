@@ -34,8 +34,8 @@ from contextlib import contextmanager, suppress
 from types import FrameType
 from typing import Any
 
+from safedns._dropin.addrinfo import AddrInfo, default_addrinfo
 from safedns._dropin.aio import loop_create_connection, loop_getaddrinfo
-from safedns._getaddrinfo import AddrInfo, default_addrinfo
 from safedns._resolver import Resolver
 
 __all__ = ["is_patched", "patch", "patched", "run_command", "unpatch"]
@@ -220,9 +220,8 @@ _safedns_chain()
 def write_bootstrap(directory: str) -> str:
     """Write the ``sitecustomize.py`` that patches at interpreter start into
     ``directory``; returns its path."""
-    import safedns
-
-    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(safedns.__file__)))
+    # This module's package directory, and the directory above it.
+    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     path = os.path.join(directory, "sitecustomize.py")
     with open(path, "w", encoding="utf-8") as f:
         f.write(_SITECUSTOMIZE.format(package_parent=package_parent))

@@ -15,8 +15,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, cast
 
-from safedns._config import ResolverConfig
-from safedns._doctor import (
+from safedns._app.doctor import (
     default_names,
     diagnose,
     format_diagnosis,
@@ -25,12 +24,9 @@ from safedns._doctor import (
     probe_nameservers,
     queries_until,
 )
-from safedns._exceptions import InvalidName, NameNotFound, TemporaryFailure
-from safedns._fleet import format_fleet, run_fleet
-from safedns._planning import cluster_domain_of, plan
-from safedns._replay import format_report, glibc_plan, run_replay
-from safedns._resolver import Resolver
-from safedns._timeline import (
+from safedns._app.fleet import format_fleet, run_fleet
+from safedns._app.replay import format_report, glibc_plan, run_replay
+from safedns._app.timeline import (
     PlotUnavailable,
     QueryTimeline,
     check_plot_available,
@@ -38,6 +34,10 @@ from safedns._timeline import (
     make_progress,
     plot_replay,
 )
+from safedns._config import ResolverConfig
+from safedns._exceptions import InvalidName, NameNotFound, TemporaryFailure
+from safedns._planning import cluster_domain_of, plan
+from safedns._resolver import Resolver
 
 __all__ = ["main"]
 

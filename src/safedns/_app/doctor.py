@@ -30,11 +30,11 @@ import dns.message
 import dns.query
 import dns.rcode
 
+from safedns._app.replay import glibc_plan
 from safedns._config import ResolverConfig, parse_nameserver
 from safedns._exceptions import InvalidName
 from safedns._hosts import HOSTS_PATH, NSSWITCH_PATH, HostsFile, NsSwitch
 from safedns._planning import cluster_domain_of, iana_tlds, plan
-from safedns._replay import glibc_plan
 
 __all__ = [
     "DEFAULT_NAMES",

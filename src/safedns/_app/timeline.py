@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import IO, Any, TextIO
 
-from safedns._replay import Progress, ReplayReport
+from safedns._app.replay import Progress, ReplayReport
 
 __all__ = [
     "PlotUnavailable",
