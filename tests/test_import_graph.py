@@ -98,3 +98,17 @@ def test_the_library_never_imports_the_application() -> None:
         for target in edges[name]
         if target.startswith("safedns._app")
     ] == []
+
+
+def test_the_application_lives_in_its_own_package() -> None:
+    root = SRC / "safedns"
+    moved = ["_cli.py", "_doctor.py", "_replay.py", "_fleet.py", "_timeline.py"]
+    assert [name for name in [*moved, "_getaddrinfo.py"] if (root / name).exists()] == []
+    assert sorted(p.name for p in (root / "_app").glob("*.py")) == [
+        "__init__.py",
+        "cli.py",
+        "doctor.py",
+        "fleet.py",
+        "replay.py",
+        "timeline.py",
+    ]
