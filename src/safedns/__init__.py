@@ -7,6 +7,7 @@
 """
 
 from safedns._async import AsyncResolver
+from safedns._bypasses import Bypass, bypasses
 from safedns._config import ResolverConfig
 from safedns._dropin.addrinfo import getaddrinfo, gethostbyname, gethostbyname_ex
 from safedns._dropin.aio import async_getaddrinfo
@@ -24,6 +25,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Answer",
     "AsyncResolver",
+    "Bypass",
     "Histogram",
     "InvalidName",
     "NameNotFound",
@@ -37,6 +39,7 @@ __all__ = [
     "TemporaryFailure",
     "__version__",
     "async_getaddrinfo",
+    "bypasses",
     "getaddrinfo",
     "gethostbyname",
     "gethostbyname_ex",

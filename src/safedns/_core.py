@@ -37,6 +37,7 @@ import dns.message
 import dns.rdatatype
 
 from safedns._budget import TokenBucket
+from safedns._bypasses import count as count_bypasses
 from safedns._cache import DNSCache, Entry, bounded_put
 from safedns._config import ResolverConfig
 from safedns._exceptions import NameNotFound
@@ -655,6 +656,7 @@ class Core:
             upstream_queries_by_result=upstream.queries_by_result,
             upstream_latency_seconds=upstream.latency,
             server_health=upstream.servers,
+            bypassing_modules=count_bypasses(),  # and, while patched, warns about new ones
         )
 
     def observer(self, on_query: QueryObserver | None) -> QueryObserver:
