@@ -203,14 +203,14 @@ def test_bypasses_reads_the_module_table_it_is_given() -> None:
     assert "bypasses" in safedns.__all__ and "Bypass" in safedns.__all__
 
 
-@pytest.mark.parametrize("output", ["json", "text"])
-def test_doctor_import_reports_the_bypasses(output: str, tmp_path: Path) -> None:
+def run_doctor(tmp_path: Path, command: list[str], *args: str) -> subprocess.CompletedProcess[str]:
+    """``command doctor ... args`` in ``tmp_path``, against a nameserver that never
+    answers (the probe gives up after 0.2 s)."""
     resolv_conf = tmp_path / "resolv.conf"
     resolv_conf.write_text("nameserver 127.0.0.1\n")
-    argv = ["-m", "safedns", "doctor", "--import", "grpc,json", "--import", "psycopg2"]
-    argv += ["--resolv-conf", str(resolv_conf), "--probe-timeout", "0.2", "api.example.com"]
-    proc = subprocess.run(
-        [sys.executable, *argv, *(["--json"] if output == "json" else [])],
+    doctor = ["doctor", "--resolv-conf", str(resolv_conf), "--probe-timeout", "0.2"]
+    return subprocess.run(
+        [*command, *doctor, "x.example.", *args],
         capture_output=True,
         text=True,
         timeout=60,
@@ -218,6 +218,13 @@ def test_doctor_import_reports_the_bypasses(output: str, tmp_path: Path) -> None
         cwd=tmp_path,
         check=False,
     )
+
+
+@pytest.mark.parametrize("output", ["json", "text"])
+def test_doctor_import_reports_the_bypasses(output: str, tmp_path: Path) -> None:
+    imports = ["--import", "grpc,json", "--import", "psycopg2"]
+    json_flag = ["--json"] if output == "json" else []
+    proc = run_doctor(tmp_path, [sys.executable, "-m", "safedns"], *imports, *json_flag)
     assert proc.returncode in (0, 1), proc.stderr
     if output == "json":
         document = json.loads(proc.stdout)
@@ -237,25 +244,16 @@ def test_doctor_import_of_the_applications_own_module(tmp_path: Path) -> None:
     reports what that module loads; a module that fails to import is exit 2."""
     (tmp_path / "myapp.py").write_text("import grpc\n")
     (tmp_path / "broken.py").write_text("raise RuntimeError('no config')\n")
-    resolv_conf = tmp_path / "resolv.conf"
-    resolv_conf.write_text("nameserver 127.0.0.1\n")
     # A script elsewhere, like the console script: sys.path[0] is not the directory.
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     script = bin_dir / "safedns"
     script.write_text("from safedns._app.cli import main\nraise SystemExit(main())\n")
-    base = [sys.executable, str(script)]
-    common = ["doctor", "--resolv-conf", str(resolv_conf), "--probe-timeout", "0.2", "x.example."]
-    env = {"PYTHONPATH": SRC, "PATH": "/usr/bin:/bin"}
-    proc = subprocess.run(
-        [*base, *common, "--json", "--import", "myapp"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        cwd=tmp_path,
-        check=False,
-    )
+
+    def doctor(*args: str) -> subprocess.CompletedProcess[str]:
+        return run_doctor(tmp_path, [sys.executable, str(script)], *args)
+
+    proc = doctor("--json", "--import", "myapp")
     assert proc.returncode in (0, 1), proc.stderr
     assert [b["module"] for b in json.loads(proc.stdout)["bypasses"]] == ["grpc"]
     for bad, message in (
@@ -263,15 +261,7 @@ def test_doctor_import_of_the_applications_own_module(tmp_path: Path) -> None:
         ("nosuch_module_x", "--import nosuch_module_x: ModuleNotFoundError"),
         ("grpc,", "--import: empty module name"),
     ):
-        proc = subprocess.run(
-            [*base, *common, "--import", bad],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env=env,
-            cwd=tmp_path,
-            check=False,
-        )
+        proc = doctor("--import", bad)
         assert proc.returncode == 2 and message in proc.stderr, (bad, proc.stderr)
         assert proc.stdout == ""
 

@@ -482,10 +482,21 @@ def _run_phase(
         outcomes.setdefault(name, outcome)
         if progress is not None and progress.tty and i % 256 == 0:
             progress.update(i, f" lookups, {server.query_count:,} queries")
+    return _finish_phase(recorder, server, progress, len(names), outcomes)
+
+
+def _finish_phase(
+    recorder: Recorder | None,
+    server: DNSServer,
+    progress: Progress | None,
+    lookups: int,
+    outcomes: dict[str, Outcome],
+) -> tuple[int, dict[str, Outcome]]:
+    """The end of a healthy phase: (queries at the server, first outcome per name)."""
     _end(recorder)
     queries = server.query_count
     if progress is not None:
-        progress.finish(f"{len(names):,} lookups, {queries:,} queries")
+        progress.finish(f"{lookups:,} lookups, {queries:,} queries")
     return queries, outcomes
 
 
@@ -553,11 +564,7 @@ def _run_baseline_phase(
         # No worker processes here: count again, in this process.
         with GlibcBaseline(server.address, SEARCH, NDOTS) as baseline:
             return _run_phase(title, baseline.lookup, names, server, progress, recorder)
-    _end(recorder)
-    queries = server.query_count
-    if progress is not None:
-        progress.finish(f"{len(names):,} lookups, {queries:,} queries")
-    return queries, outcomes
+    return _finish_phase(recorder, server, progress, len(names), outcomes)
 
 
 def _run_outage(
