@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from safedns._replay import EXTERNAL, MIX, NDOTS, SEARCH, SERVICES, glibc_plan
+from safedns._app.replay import EXTERNAL, MIX, NDOTS, SEARCH, SERVICES, glibc_plan
 from safedns.testing import (
     DNSMASQ,
     Dnsmasq,

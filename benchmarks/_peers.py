@@ -246,7 +246,7 @@ def addrinfo_class() -> Any:
     cls = getattr(safedns, "AddrInfo", None)
     if cls is None:
         try:
-            from safedns._getaddrinfo import AddrInfo as cls
+            from safedns._dropin.addrinfo import AddrInfo as cls
         except ImportError:
             return None
     return cls

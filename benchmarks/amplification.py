@@ -1,6 +1,6 @@
 """1. Amplification: upstream queries per lookup for the outage workload.
 
-The workload of ``safedns._replay``: external names, internal short names,
+The workload of ``safedns._app.replay``: external names, internal short names,
 internal dotted names and missing names, under ``ndots:5`` with three search
 domains. Each peer runs in its own fresh process (inside the network namespace
 when there is one, so glibc and c-ares read the k8s resolv.conf and talk to the
@@ -16,7 +16,7 @@ import time
 from collections.abc import Generator
 from typing import Any
 
-from safedns._replay import workload
+from safedns._app.replay import workload
 
 from ._common import (
     MIX,

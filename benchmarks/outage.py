@@ -22,7 +22,7 @@ import time
 from collections.abc import Generator
 from typing import Any
 
-from safedns._replay import workload
+from safedns._app.replay import workload
 
 from ._common import MIX, Child, Context, DnsSetup, median, open_server, percentile, short
 from ._common import workload_records as records_

@@ -27,8 +27,8 @@ import pytest
 
 import safedns
 from safedns import AsyncResolver, Resolver, ResolverConfig
+from safedns._dropin.addrinfo import AddrInfo, set_default
 from safedns._dropin.aio import getaddrinfo_with
-from safedns._getaddrinfo import AddrInfo, set_default
 from safedns.testing import DNSServer
 from tests.conftest import FakeClock
 

@@ -196,3 +196,22 @@ def test_report_ratios_and_json() -> None:
     peers = data["scenarios"]["demo"]["peers"]
     assert peers["theirs"]["ratios_vs_reference"]["q"] is None  # inf is not JSON
     assert peers["gone"] == {"label": "gone", "status": "skipped", "reason": "no root"}
+
+
+def test_the_benchmarks_page_shows_the_current_hit_latency_goals() -> None:
+    """docs/benchmarks.md's goal lines name the thresholds hit_latency judges by."""
+    sys.path.insert(0, str(ROOT))
+    try:
+        from benchmarks.hit_latency import GETADDRINFO_GOAL, RESOLVE_GOAL
+    finally:
+        sys.path.remove(str(ROOT))
+    page = (ROOT / "docs" / "benchmarks.md").read_text()
+    goals = [
+        line for line in page.splitlines() if line.startswith("- Goal") and "hit median" in line
+    ]
+    assert [line.split(": ", 1)[1].split(" — ")[0] for line in goals] == [
+        RESOLVE_GOAL,
+        GETADDRINFO_GOAL,
+    ]
+    assert RESOLVE_GOAL == "Resolver.resolve hit median ≤ 0.3 µs"
+    assert GETADDRINFO_GOAL == "patched getaddrinfo hit median ≤ 0.4 µs"

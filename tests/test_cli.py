@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 import safedns
-from safedns._cli import main
-from safedns._replay import (
+from safedns._app.cli import main
+from safedns._app.replay import (
     FAILED,
     NOT_FOUND,
     SEARCH,

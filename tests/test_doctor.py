@@ -17,8 +17,8 @@ import pytest
 
 import safedns
 from safedns import ResolverConfig
-from safedns._cli import main
-from safedns._doctor import HostFacts, Probe, default_names, diagnose, format_diagnosis, gather
+from safedns._app.cli import main
+from safedns._app.doctor import HostFacts, Probe, default_names, diagnose, format_diagnosis, gather
 from safedns.testing import DNSServer
 
 from .conftest import K8S_SEARCH

@@ -22,10 +22,10 @@ from hypothesis import strategies as st
 
 import safedns
 from safedns import Resolver, ResolverConfig
+from safedns._dropin.addrinfo import AddrInfo, set_default
 from safedns._dropin.arguments import strtoul
 from safedns._dropin.interfaces import Interfaces
 from safedns._dropin.sort import GaiConf, msort, parse_gai_conf, rfc3484_sort
-from safedns._getaddrinfo import AddrInfo, set_default
 from safedns._hosts import HostsFile
 from safedns.testing import DNSServer
 from tests.conftest import FakeClock

@@ -147,7 +147,7 @@ ROTATING = {"multi.example.com", "near.example.com"}
 HELPER = r"""
 import base64, json, pickle, socket, sys
 from safedns import Resolver, ResolverConfig
-from safedns._getaddrinfo import AddrInfo
+from safedns._dropin.addrinfo import AddrInfo
 # The namespace's resolv.conf; a query budget that thousands of random names cannot spend.
 config = ResolverConfig.from_system(upstream_qps=1e6, upstream_burst=10**6)
 ai = AddrInfo(Resolver(config), hosts_check_interval=0)

@@ -12,7 +12,7 @@ import pytest
 
 import safedns
 from safedns import Resolver, ResolverConfig
-from safedns._getaddrinfo import AddrInfo
+from safedns._dropin.addrinfo import AddrInfo
 from safedns._hosts import (
     DEFAULT_HOSTS_LINE,
     HostsFile,

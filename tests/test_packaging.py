@@ -150,7 +150,7 @@ def test_wheel_contents_and_metadata(dist: Path) -> None:
     assert any(r.startswith("cachetools") for r in requires), requires
     urls = dict(u.split(", ", 1) for u in metadata.get_all("Project-URL") or [])
     assert {"Homepage", "Source", "Issues", "Changelog"} <= set(urls), urls
-    assert "safedns = safedns._cli:main" in entry_points
+    assert "safedns = safedns._app.cli:main" in entry_points
 
 
 def test_sdist_contents(dist: Path) -> None:

@@ -27,7 +27,7 @@ import pytest
 
 import safedns
 from safedns import Resolver, ResolverConfig
-from safedns._getaddrinfo import AddrInfo, set_default
+from safedns._dropin.addrinfo import AddrInfo, set_default
 from safedns._hosts import HostsFile
 from safedns._patch import child_environment, run_command, write_bootstrap
 from safedns.testing import DNSServer

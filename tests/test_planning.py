@@ -676,7 +676,7 @@ def test_plan_is_a_permutation_of_glibc_and_equals_it_when_switched_off(
 @settings(max_examples=200, deadline=None)
 @given(name=pod_names(), config=pod_configs())
 def test_switched_off_plan_equals_the_replay_baseline(name: str, config: Cfg) -> None:
-    from safedns._replay import glibc_plan
+    from safedns._app.replay import glibc_plan
 
     real = ResolverConfig(
         search=config.search, ndots=config.ndots, external_first=False

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from safedns import AsyncResolver, NameNotFound, Resolver
-from safedns._getaddrinfo import AddrInfo
+from safedns._dropin.addrinfo import AddrInfo
 from safedns.testing import DNSServer
 from tests.conftest import k8s_config
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import subprocess
 import sys
@@ -12,16 +13,16 @@ from pathlib import Path
 import pytest
 
 import safedns
-from safedns._cli import main
-from safedns._fleet import (
+from safedns._app.cli import main
+from safedns._app.fleet import (
     COREDNS_EXTERNAL_QPS,
     COREDNS_INTERNAL_QPS,
     blended_capacity,
     fleet_steps,
     run_fleet,
 )
-from safedns._replay import Progress
-from safedns._timeline import QueryTimeline, close_progress, make_progress, rates
+from safedns._app.replay import FAILED, NOT_FOUND, Answered, Progress
+from safedns._app.timeline import QueryTimeline, close_progress, layout, make_progress, rates
 
 from .conftest import FakeClock
 
@@ -84,6 +85,64 @@ def test_timeline_samples_each_phase() -> None:
         "safedns healthy": [(0.0, 0), (2.0, 7)],
         "safedns outage": [(0.0, 7), (1.0, 9)],
     }
+    assert timeline.answered == {  # no counter of answers given: none counted
+        "safedns healthy": [(0.0, 0), (2.0, 0)],
+        "safedns outage": [(0.0, 0), (1.0, 0)],
+    }
+
+
+def test_rates_spread_a_count_over_the_time_between_samples() -> None:
+    """A phase shorter than the sampling interval: 50 queries in 0.054 s is about
+    925/s in every bin, not 50 queries in the last few milliseconds."""
+    got = rates([(0.0, 0), (0.054, 50)], width=0.05)
+    assert [q for _, q in got] == pytest.approx([925.9, 925.9, 925.9], rel=1e-3)
+
+
+def _timeline(phases: dict[str, tuple[float, int, int]]) -> QueryTimeline:
+    """A timeline with each phase's (duration, queries, lookups answered)."""
+    clock = FakeClock()
+    timeline = QueryTimeline(interval=3600, clock=clock)
+    for label, (seconds, queries, answered) in phases.items():
+        counts = [0, 0]
+        timeline.begin(label, lambda c=counts: c[0], lambda c=counts: c[1])
+        counts[0], counts[1] = queries, answered
+        clock.now += seconds
+        timeline.end()
+    return timeline
+
+
+def test_layout_puts_both_outages_on_one_time_axis() -> None:
+    timeline = _timeline(
+        {
+            "safedns healthy": (0.1, 50, 2000),
+            "baseline healthy": (7.0, 11_000, 2000),
+            "safedns outage": (2.0, 40, 120),
+            "baseline outage": (2.1, 480, 0),
+        }
+    )
+    placed = layout(timeline, outage_seconds=2.0)
+    assert placed.healthy_end == pytest.approx({"safedns": 0.1, "baseline": 7.0})
+    assert placed.outage_start == pytest.approx(7.5)  # after the longer healthy phase
+    assert placed.outage_end == pytest.approx(7.5 + 2.1)
+    for side in ("safedns", "baseline"):
+        for steps in (placed.queries[side], placed.answered[side]):
+            xs = [x for x, _ in steps]
+            assert xs == sorted(xs)
+            (gap,) = [i for i, (_, y) in enumerate(steps) if math.isnan(y)]
+            assert steps[gap][0] == pytest.approx(placed.healthy_end[side])
+            assert steps[gap + 1][0] == pytest.approx(placed.outage_start)  # lined up
+    # What reached the DNS, and what the application got, side by side.
+    assert placed.answered["safedns"][-1][1] == pytest.approx(120 / 2.0)
+    assert placed.answered["baseline"][-1][1] == 0
+    assert placed.queries["baseline"][-1][1] == pytest.approx(480 / 2.1)
+
+
+def test_answered_counts_what_is_not_a_failure() -> None:
+    answered = Answered()
+    for outcome in [("192.0.2.1",), NOT_FOUND, FAILED, ("192.0.2.2", "2001:db8::2")]:
+        answered.add(outcome)
+    answered.add_count(5)
+    assert answered.value == 8
 
 
 def test_progress_bar_on_a_terminal_plain_lines_elsewhere() -> None:

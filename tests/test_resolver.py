@@ -479,7 +479,7 @@ def test_names_that_only_look_special_are_asked(server: DNSServer) -> None:
 
 
 def test_cli_resolve_localhost(server: DNSServer, capsys: pytest.CaptureFixture[str]) -> None:
-    from safedns._cli import main
+    from safedns._app.cli import main
 
     assert main(["resolve", "localhost", "--server", server.nameserver]) == 0
     assert "127.0.0.1" in capsys.readouterr().out

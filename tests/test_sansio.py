@@ -388,6 +388,6 @@ def test_answers_of_a_partial_walk_are_reusable_only_until_failure_recheck(
     walk = Walk("dual.example.com.", ("A", "AAAA"), CONFIG)
     walk.next()
     assert walk.feed([_got(A), UpstreamFailure("timed out")], clock())
-    [answer] = walk.answers(core)
+    [answer] = walk.answers(core.answer)
     assert answer.expires == 1060.0
     assert answer.valid_until == clock() + CONFIG.failure_recheck

@@ -7,10 +7,11 @@
 """
 
 from safedns._async import AsyncResolver
+from safedns._bypasses import Bypass, bypasses
 from safedns._config import ResolverConfig
+from safedns._dropin.addrinfo import getaddrinfo, gethostbyname, gethostbyname_ex
 from safedns._dropin.aio import async_getaddrinfo
 from safedns._exceptions import InvalidName, NameNotFound, ResolveError, TemporaryFailure
-from safedns._getaddrinfo import getaddrinfo, gethostbyname, gethostbyname_ex
 from safedns._http.retry import RetryBudget, RetryPolicy
 from safedns._metrics import Histogram, ServerHealth
 from safedns._patch import is_patched, patch, patched, unpatch
@@ -24,6 +25,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Answer",
     "AsyncResolver",
+    "Bypass",
     "Histogram",
     "InvalidName",
     "NameNotFound",
@@ -37,6 +39,7 @@ __all__ = [
     "TemporaryFailure",
     "__version__",
     "async_getaddrinfo",
+    "bypasses",
     "getaddrinfo",
     "gethostbyname",
     "gethostbyname_ex",

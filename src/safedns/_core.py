@@ -37,6 +37,7 @@ import dns.message
 import dns.rdatatype
 
 from safedns._budget import TokenBucket
+from safedns._bypasses import count as count_bypasses
 from safedns._cache import DNSCache, Entry, bounded_put
 from safedns._config import ResolverConfig
 from safedns._exceptions import NameNotFound
@@ -313,7 +314,7 @@ class Core:
     def remember(self, name: object, rdtype: str, walk: Walk) -> Answer:
         """The walk's answer for ``resolve``; memoised for the fast path unless
         it is stale."""
-        answer = walk.answers(self)[0]
+        answer = walk.answers(self.answer)[0]
         if not walk.stale:
             copy = self.cached_copy(answer, walk.valid_until)
             bounded_put(self.memo, (name, rdtype), copy, self.config.max_entries)
@@ -321,7 +322,7 @@ class Core:
 
     def remember_addresses(self, name: object, family: int, walk: Walk) -> list[Answer]:
         """The walk's answers for an address lookup, memoised likewise."""
-        answers = walk.answers(self)
+        answers = walk.answers(self.answer)
         if not walk.stale:
             memo = AddressMemo(
                 tuple(self.cached_copy(a, walk.valid_until) for a in answers),
@@ -655,6 +656,7 @@ class Core:
             upstream_queries_by_result=upstream.queries_by_result,
             upstream_latency_seconds=upstream.latency,
             server_health=upstream.servers,
+            bypassing_modules=count_bypasses(),  # and, while patched, warns about new ones
         )
 
     def observer(self, on_query: QueryObserver | None) -> QueryObserver:

@@ -34,8 +34,9 @@ from contextlib import contextmanager, suppress
 from types import FrameType
 from typing import Any
 
+from safedns._bypasses import watch as watch_bypasses
+from safedns._dropin.addrinfo import AddrInfo, default_addrinfo
 from safedns._dropin.aio import loop_create_connection, loop_getaddrinfo
-from safedns._getaddrinfo import AddrInfo, default_addrinfo
 from safedns._resolver import Resolver
 
 __all__ = ["is_patched", "patch", "patched", "run_command", "unpatch"]
@@ -139,6 +140,7 @@ def patch(resolver: Resolver | None = None) -> AddrInfo:
         if _originals is None:
             _originals = _snapshot()
         _install(addrinfo)
+    watch_bypasses(True)  # warn about the modules that resolve outside safedns
     return addrinfo
 
 
@@ -149,6 +151,7 @@ def unpatch() -> None:
         if _originals is not None:
             _restore(_originals)
             _originals = None
+    watch_bypasses(False)
 
 
 def is_patched() -> bool:
@@ -171,6 +174,7 @@ def patched(resolver: Resolver | None = None) -> Iterator[AddrInfo]:
         with _lock:
             _restore(saved)
             _originals = saved_originals
+        watch_bypasses(is_patched())
 
 
 # --------------------------------------------------------------------------- safedns run
@@ -220,9 +224,8 @@ _safedns_chain()
 def write_bootstrap(directory: str) -> str:
     """Write the ``sitecustomize.py`` that patches at interpreter start into
     ``directory``; returns its path."""
-    import safedns
-
-    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(safedns.__file__)))
+    # This module's package directory, and the directory above it.
+    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     path = os.path.join(directory, "sitecustomize.py")
     with open(path, "w", encoding="utf-8") as f:
         f.write(_SITECUSTOMIZE.format(package_parent=package_parent))

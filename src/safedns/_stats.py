@@ -59,6 +59,9 @@ class Stats:
     - ``server_health``: a ``ServerHealth`` per nameserver (``"host:port"``):
       backed off or not, queries, responses, timeouts, errors, and its latest
       reply's round trip and age.
+    - ``bypassing_modules``: how many modules loaded in this process resolve
+      names outside safedns (``safedns.bypasses()`` names them); the same in
+      every resolver's snapshot.
     """
 
     lookups: int = 0
@@ -81,6 +84,7 @@ class Stats:
     upstream_queries_by_result: dict[str, int] = field(default_factory=dict)
     upstream_latency_seconds: Histogram = field(default_factory=Histogram)
     server_health: dict[str, ServerHealth] = field(default_factory=dict)
+    bypassing_modules: int = 0
 
 
 #: The fields read from elsewhere when a snapshot is taken (the cache, the
@@ -95,6 +99,7 @@ _OBSERVED = frozenset(
         "upstream_queries_by_result",
         "upstream_latency_seconds",
         "server_health",
+        "bypassing_modules",
     }
 )
 _COUNTED = tuple(f.name for f in fields(Stats) if f.name not in _OBSERVED)

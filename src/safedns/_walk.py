@@ -9,17 +9,13 @@ answer, or raise.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from safedns._config import ResolverConfig
 from safedns._exceptions import NameNotFound, TemporaryFailure
 from safedns._planning import plan
 from safedns._records import Answer, Negative, Positive, Result, UpstreamFailure
-
-if TYPE_CHECKING:
-    from safedns._core import Core
 
 __all__ = ["Got", "Key", "Outcome", "Walk"]
 
@@ -129,10 +125,11 @@ class Walk:
             canonical_name=self._alias,
         )
 
-    def answers(self, core: Core) -> list[Answer]:
-        """The answers of the candidate that had data, one per type with data."""
+    def answers(self, answer: Callable[[str, str, Got, float], Answer]) -> list[Answer]:
+        """The answers of the candidate that had data, one per type with data,
+        each made by ``answer`` (``Core.answer``: the walk knows no ``Core``)."""
         return [
-            core.answer(self.candidate, rdtype, got, self.valid_until)
+            answer(self.candidate, rdtype, got, self.valid_until)
             for rdtype, got in zip(self._rdtypes, self.outcomes, strict=True)
             if isinstance(got, Got) and isinstance(got.result, Positive)
         ]

@@ -33,6 +33,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from safedns._async import AsyncResolver
+from safedns._bypasses import notice as notice_bypasses
 from safedns._cache import bounded_put
 from safedns._core import drive
 from safedns._dropin.arguments import c_int, host_arg, hostname_arg, port_arg
@@ -269,6 +270,7 @@ class AddrInfo:
         most every ``hosts_check_interval``); any change empties the cache."""
         if now < self._recheck_at:
             return
+        notice_bypasses()  # a module imported since that resolves outside safedns
         changed = self.hosts.refresh()
         changed = self.nsswitch.refresh() or changed
         if self._system is not None and self._follow_resolv_conf(self._system):

@@ -4,7 +4,8 @@ Every field of a ``Stats`` dataclass becomes a sample named ``safedns_<field>``:
 
 - an ``int`` or ``float`` is a counter, except the current sizes and states
   (names ending in ``entries``, ``size``, ``in_flight``, ``healthy``, ``up``,
-  ``inflight``, ``_seconds`` or ``_ms``), which are gauges; a ``bool`` is a gauge
+  ``inflight``, ``_seconds``, ``_ms``, ``_state`` or ``_modules``), which are
+  gauges; a ``bool`` is a gauge
   (1 or 0);
 - a mapping gives one sample per key, with a label: ``upstream_queries_by_type
   = {"A": 3}`` is ``safedns_upstream_queries_by_type{type="A"} 3`` (the label is
@@ -49,6 +50,7 @@ _GAUGE_SUFFIXES = (
     "_seconds",
     "_ms",
     "_state",
+    "_modules",
 )
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
+import textwrap
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -30,11 +31,12 @@ import dns.message
 import dns.query
 import dns.rcode
 
+from safedns._app.replay import glibc_plan
+from safedns._bypasses import Bypass
 from safedns._config import ResolverConfig, parse_nameserver
 from safedns._exceptions import InvalidName
 from safedns._hosts import HOSTS_PATH, NSSWITCH_PATH, HostsFile, NsSwitch
 from safedns._planning import cluster_domain_of, iana_tlds, plan
-from safedns._replay import glibc_plan
 
 __all__ = [
     "DEFAULT_NAMES",
@@ -117,6 +119,9 @@ class Diagnosis:
     probes: list[Probe]
     problems: list[dict[str, str]] = field(default_factory=list)
     advice: list[str] = field(default_factory=list)
+    #: The modules ``--import`` imported, and those loaded that resolve outside safedns.
+    imported: list[str] = field(default_factory=list)
+    bypasses: list[Bypass] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -152,6 +157,8 @@ class Diagnosis:
             "names": [asdict(n) for n in self.names],
             "problems": list(self.problems),
             "advice": list(self.advice),
+            "imported": list(self.imported),
+            "bypasses": [b.as_dict() for b in self.bypasses],
         }
 
 
@@ -325,8 +332,16 @@ def _cost(name: str, facts: HostFacts) -> NameCost:
     )
 
 
-def diagnose(facts: HostFacts, names: Sequence[str], probes: Sequence[Probe]) -> Diagnosis:
-    """The problems and advice for ``facts`` (pure)."""
+def diagnose(
+    facts: HostFacts,
+    names: Sequence[str],
+    probes: Sequence[Probe],
+    *,
+    imported: Sequence[str] = (),
+    bypasses: Sequence[Bypass] = (),
+) -> Diagnosis:
+    """The problems and advice for ``facts`` (pure); ``bypasses``: the modules the
+    application loads (``imported``) that resolve outside safedns."""
     config = facts.config
     costs = [_cost(name, facts) for name in names]
     problems: list[dict[str, str]] = []
@@ -400,7 +415,13 @@ def diagnose(facts: HostFacts, names: Sequence[str], probes: Sequence[Probe]) ->
         )
     if any(c.in_hosts_file for c in costs):
         advice.append("names in the hosts file are answered from it, without DNS")
-    return Diagnosis(facts, costs, list(probes), problems, advice)
+    for bypass in bypasses:
+        problem(
+            "warning",
+            f"{bypass.module} ({bypass.package}) resolves outside safedns: patch() and "
+            "safedns run do not cover its lookups",
+        )
+    return Diagnosis(facts, costs, list(probes), problems, advice, list(imported), list(bypasses))
 
 
 # ----------------------------------------------------------------- rendering
@@ -436,6 +457,17 @@ def format_diagnosis(diagnosis: Diagnosis) -> str:
             f"  {c.name.ljust(width)}  {c.glibc_queries:>5}  {c.safedns_queries:>7}  "
             f"({c.glibc_queries_not_found} vs {c.safedns_queries_not_found})  {c.note}"
         )
+    if diagnosis.imported:
+        imported = ", ".join(diagnosis.imported)
+        lines += ["", f"modules that resolve outside safedns (after importing {imported})"]
+        if not diagnosis.bypasses:
+            lines.append("  none: lookups go through Python's socket module or an event loop")
+        for bypass in diagnosis.bypasses:
+            lines.append(f"  {bypass.module} ({bypass.package})")
+            for label, text in (("how", bypass.resolves), ("what to do", bypass.advice)):
+                lines += textwrap.wrap(
+                    f"{label}: {text}", 88, initial_indent="    ", subsequent_indent="      "
+                )
     if diagnosis.problems:
         lines += ["", "problems"]
         lines += [f"  {p['severity']}: {p['message']}" for p in diagnosis.problems]

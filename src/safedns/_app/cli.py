@@ -15,8 +15,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, cast
 
-from safedns._config import ResolverConfig
-from safedns._doctor import (
+from safedns._app.doctor import (
     default_names,
     diagnose,
     format_diagnosis,
@@ -25,12 +24,9 @@ from safedns._doctor import (
     probe_nameservers,
     queries_until,
 )
-from safedns._exceptions import InvalidName, NameNotFound, TemporaryFailure
-from safedns._fleet import format_fleet, run_fleet
-from safedns._planning import cluster_domain_of, plan
-from safedns._replay import format_report, glibc_plan, run_replay
-from safedns._resolver import Resolver
-from safedns._timeline import (
+from safedns._app.fleet import format_fleet, run_fleet
+from safedns._app.replay import format_report, glibc_plan, run_replay
+from safedns._app.timeline import (
     PlotUnavailable,
     QueryTimeline,
     check_plot_available,
@@ -38,6 +34,11 @@ from safedns._timeline import (
     make_progress,
     plot_replay,
 )
+from safedns._bypasses import bypasses
+from safedns._config import ResolverConfig
+from safedns._exceptions import InvalidName, NameNotFound, TemporaryFailure
+from safedns._planning import cluster_domain_of, plan
+from safedns._resolver import Resolver
 
 __all__ = ["main"]
 
@@ -209,6 +210,15 @@ def _parser() -> argparse.ArgumentParser:
     doctor.add_argument("--resolv-conf", metavar="PATH")
     doctor.add_argument("--nsswitch-conf", metavar="PATH", default="/etc/nsswitch.conf")
     doctor.add_argument("--hosts-file", metavar="PATH", default="/etc/hosts")
+    doctor.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE[,MODULE...]",
+        help="import these modules (an application's entry module, say) and report those "
+        "loaded that resolve names outside safedns (grpc, psycopg2, ...)",
+    )
     doctor.set_defaults(handler=_cmd_doctor)
 
     audit = commands.add_parser(
@@ -367,12 +377,23 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
+    imported = [name.strip() for item in args.imports for name in item.split(",")]
+    if "" in imported:
+        return _error("--import: empty module name")
+    if imported and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # as `python -m`: the application's own modules
+    for name in imported:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:  # an application module can raise anything on import
+            return _error(f"--import {name}: {type(exc).__name__}: {exc}")
     facts = gather(
         resolv_conf=args.resolv_conf, nsswitch=args.nsswitch_conf, hosts=args.hosts_file
     )
     names = list(args.names) or default_names(facts.config)
     probes = probe_nameservers(facts.config.nameservers, args.probe_timeout)
-    diagnosis = diagnose(facts, names, probes)
+    found = bypasses() if imported else []
+    diagnosis = diagnose(facts, names, probes, imported=imported, bypasses=found)
     if args.json:
         print(json.dumps(diagnosis.as_dict(), indent=2))
     else:

@@ -28,8 +28,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from safedns._config import ResolverConfig
-from safedns._replay import (
+from safedns._app.replay import (
     EXTERNAL,
     NDOTS,
     SEARCH,
@@ -38,6 +37,7 @@ from safedns._replay import (
     safedns_outcome,
     workload,
 )
+from safedns._config import ResolverConfig
 from safedns._resolver import Resolver
 from safedns.testing._server import DNSServer
 

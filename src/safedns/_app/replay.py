@@ -100,6 +100,7 @@ _OUTAGE_RATE = 60.0  # outage lookups per second, per side
 _OUTAGE_CAP = 300  # at most this many outage lookups per side
 _OUTAGE_WORKERS = 32
 _CHUNK = 1000  # baseline lookups per task in a worker process
+_RECORDED_CHUNK = 100  # ... when a timeline records the answers as they come
 
 
 # ----------------------------------------------------------------- the baseline
@@ -306,16 +307,34 @@ class Progress:
 
 
 class Recorder(Protocol):
-    """Told when each phase begins and ends (e.g. a timeline of queries)."""
+    """Told when each phase begins and ends (e.g. a timeline of queries), with
+    functions counting the queries the server received and the lookups answered."""
 
-    def begin(self, label: str, count: Callable[[], int]) -> None: ...
+    def begin(self, label: str, count: Callable[[], int], answered: Callable[[], int]) -> None: ...
 
     def end(self) -> None: ...
 
 
-def _begin(recorder: Recorder | None, label: str, server: DNSServer) -> None:
+class Answered:
+    """The lookups of a phase answered so far: an address or "not found", not a
+    failure (what the application got). Thread-safe."""
+
+    def __init__(self) -> None:
+        self.value = 0
+        self._lock = threading.Lock()
+
+    def add(self, outcome: Outcome) -> None:
+        if outcome != FAILED:
+            self.add_count(1)
+
+    def add_count(self, count: int) -> None:
+        with self._lock:
+            self.value += count
+
+
+def _begin(recorder: Recorder | None, label: str, server: DNSServer, answered: Answered) -> None:
     if recorder is not None:
-        recorder.begin(label, lambda: server.query_count)
+        recorder.begin(label, lambda: server.query_count, lambda: answered.value)
 
 
 def _end(recorder: Recorder | None) -> None:
@@ -452,31 +471,48 @@ def _run_phase(
 ) -> tuple[int, dict[str, Outcome]]:
     """Run ``names`` through ``lookup``: (queries at the server, first outcome per name)."""
     server.clear()
-    _begin(recorder, title.split(":")[0] + " healthy", server)
+    answered = Answered()
+    _begin(recorder, title.split(":")[0] + " healthy", server, answered)
     if progress is not None:
         progress.start(title, len(names))
     outcomes: dict[str, Outcome] = {}
     for i, name in enumerate(names):
         outcome = lookup(name)
+        answered.add(outcome)
         outcomes.setdefault(name, outcome)
         if progress is not None and progress.tty and i % 256 == 0:
             progress.update(i, f" lookups, {server.query_count:,} queries")
+    return _finish_phase(recorder, server, progress, len(names), outcomes)
+
+
+def _finish_phase(
+    recorder: Recorder | None,
+    server: DNSServer,
+    progress: Progress | None,
+    lookups: int,
+    outcomes: dict[str, Outcome],
+) -> tuple[int, dict[str, Outcome]]:
+    """The end of a healthy phase: (queries at the server, first outcome per name)."""
     _end(recorder)
     queries = server.query_count
     if progress is not None:
-        progress.finish(f"{len(names):,} lookups, {queries:,} queries")
+        progress.finish(f"{lookups:,} lookups, {queries:,} queries")
     return queries, outcomes
 
 
 def _baseline_chunk(
     server: tuple[str, int], search: tuple[str, ...], ndots: int, names: list[str]
-) -> dict[str, Outcome]:
-    """Run a chunk of baseline lookups (in a worker process): first outcome per name."""
+) -> tuple[dict[str, Outcome], int]:
+    """Run a chunk of baseline lookups (in a worker process): first outcome per
+    name, and how many of the lookups were answered (not a failure)."""
     outcomes: dict[str, Outcome] = {}
+    answered = Answered()
     with GlibcBaseline(server, search, ndots) as baseline:
         for name in names:
-            outcomes.setdefault(name, baseline.lookup(name))
-    return outcomes
+            outcome = baseline.lookup(name)
+            answered.add(outcome)
+            outcomes.setdefault(name, outcome)
+    return outcomes, answered.value
 
 
 def _run_baseline_phase(
@@ -501,7 +537,10 @@ def _run_baseline_phase(
     server.clear()
     if progress is not None:
         progress.start(title, len(names))
-    _begin(recorder, "baseline healthy", server)
+    answered = Answered()
+    _begin(recorder, "baseline healthy", server, answered)
+    if recorder is not None:
+        chunk = min(chunk, _RECORDED_CHUNK)  # answers are counted as each chunk returns
     chunks = [list(names[i : i + chunk]) for i in range(0, len(names), chunk)]
     outcomes: dict[str, Outcome] = {}
     try:
@@ -513,8 +552,10 @@ def _run_baseline_phase(
             ]
             done = 0
             for future, part in zip(futures, chunks, strict=True):
-                for name, outcome in future.result().items():
+                firsts, got = future.result()
+                for name, outcome in firsts.items():
                     outcomes.setdefault(name, outcome)
+                answered.add_count(got)
                 done += len(part)
                 if progress is not None and progress.tty:
                     progress.update(done, f" lookups, {server.query_count:,} queries")
@@ -523,11 +564,7 @@ def _run_baseline_phase(
         # No worker processes here: count again, in this process.
         with GlibcBaseline(server.address, SEARCH, NDOTS) as baseline:
             return _run_phase(title, baseline.lookup, names, server, progress, recorder)
-    _end(recorder)
-    queries = server.query_count
-    if progress is not None:
-        progress.finish(f"{len(names):,} lookups, {queries:,} queries")
-    return queries, outcomes
+    return _finish_phase(recorder, server, progress, len(names), outcomes)
 
 
 def _run_outage(
@@ -545,16 +582,23 @@ def _run_outage(
     server.clear()
     if progress is not None:
         progress.start(title, len(names))
-    _begin(recorder, title.split(":")[0] + " outage", server)
+    answered = Answered()
+    _begin(recorder, title.split(":")[0] + " outage", server, answered)
     interval = seconds / len(names)
     start = time.monotonic()
+
+    def counted(name: str) -> Outcome:
+        outcome = lookup(name)
+        answered.add(outcome)
+        return outcome
+
     with ThreadPoolExecutor(_OUTAGE_WORKERS, thread_name_prefix="replay") as pool:
         futures = []
         for i, name in enumerate(names):
             delay = start + i * interval - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-            futures.append(pool.submit(lookup, name))
+            futures.append(pool.submit(counted, name))
             if progress is not None:
                 progress.update(i + 1, " lookups")
         results = [future.result() for future in futures]
@@ -586,7 +630,8 @@ def run_replay(
     processes for the baseline's healthy lookups (default: up to 3 with more
     than two CPUs, else 1 = in this process). ``recorder`` is told when each
     phase begins and ends ("safedns healthy", "baseline healthy", "safedns
-    outage", "baseline outage"), with a function counting the server's queries.
+    outage", "baseline outage"), with functions counting the server's queries and
+    the lookups answered (an address or "not found": what the application got).
     """
     if lookups < 1:
         raise ValueError(f"lookups must be >= 1, got {lookups}")
