@@ -231,7 +231,8 @@ def test_resolve_an_address_other_types_and_a_name_ptr_stay_forward(
     zone: DNSServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     zone.add("host.example.com", "PTR", "other.example.com.")
-    assert main(["resolve", "host.example.com.", "--type", "PTR", "--server", zone.nameserver]) == 0
+    argv = ["resolve", "host.example.com.", "--type", "PTR", "--server", zone.nameserver]
+    assert main(argv) == 0
     assert "  other.example.com.\n" in capsys.readouterr().out
     assert zone.queries == [("host.example.com.", "PTR")]
 
