@@ -48,3 +48,54 @@ def test_readme_and_docs_links_resolve() -> None:
             if target.startswith(("http://", "https://", "mailto:")):
                 continue
             assert (page.parent / target).exists(), f"{page.name} links to missing {target}"
+
+
+_PLAN_LINE = re.compile(r'plan\("([^"]+)", config\)[^\n#]*(?:#[^\n\[]*)?(\[[^\]\n]*\])?')
+
+
+def _documented_plans(text: str) -> list[tuple[str, list[str]]]:
+    """``(name, shown)`` for each ``plan("name", config)`` whose result is shown
+    in a comment, on its line or the next: ``# ['a.', 'b...', ..., 'z.']``."""
+    found = []
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        match = _PLAN_LINE.search(line)
+        if match is None:
+            continue
+        shown = match.group(2)
+        if shown is None and i + 1 < len(lines) and lines[i + 1].lstrip().startswith("# ["):
+            shown = lines[i + 1].split("#", 1)[1].strip()
+        if shown is not None:
+            found.append((match.group(1), re.findall(r"'([^']*)'|(\.\.\.)", shown)))
+    return [(name, [a or b for a, b in items]) for name, items in found]
+
+
+def _shows(shown: list[str], planned: list[str]) -> bool:
+    """Whether ``shown`` (items, ``...`` for any run, ``x...`` for a prefix)
+    describes ``planned``."""
+    if not shown:
+        return not planned
+    head, rest = shown[0], shown[1:]
+    if head == "...":
+        return any(_shows(rest, planned[i:]) for i in range(len(planned) + 1))
+    if not planned:
+        return False
+    if head.endswith("..."):
+        return planned[0].startswith(head[:-3]) and _shows(rest, planned[1:])
+    return planned[0] == head and _shows(rest, planned[1:])
+
+
+def test_plans_shown_in_the_readme_and_how_it_works_hold() -> None:
+    """The plans README.md and docs/how-it-works.md show are plan()'s (issue
+    19, 3): they stay in step with docs/planning.md, whose examples
+    tests/test_planning.py runs."""
+    config = safedns.ResolverConfig(
+        search=["ns1.svc.cluster.local", "svc.cluster.local", "cluster.local"], ndots=5
+    )
+    checked = 0
+    for page in (ROOT / "README.md", ROOT / "docs" / "how-it-works.md"):
+        for name, shown in _documented_plans(page.read_text()):
+            planned = safedns.plan(name, config)
+            assert _shows(shown, planned), f"{page.name}: plan({name!r}) is {planned}, not {shown}"
+            checked += 1
+    assert checked >= 5
