@@ -5,6 +5,7 @@ reference, and every page the README links to exists."""
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from pathlib import Path
 
@@ -99,3 +100,86 @@ def test_plans_shown_in_the_readme_and_how_it_works_hold() -> None:
             assert _shows(shown, planned), f"{page.name}: plan({name!r}) is {planned}, not {shown}"
             checked += 1
     assert checked >= 5
+
+
+# -- figures quoted from runs ---------------------------------------------------------
+
+_NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
+
+
+def _close(shown: str, measured: str, tolerance: float) -> bool:
+    """``shown`` is ``measured`` within ``tolerance`` (relative), or within the
+    last digit ``shown`` prints."""
+    a, b = float(shown.replace(",", "")), float(measured.replace(",", ""))
+    unit = 10.0 ** -len(shown.partition(".")[2])
+    return abs(a - b) <= tolerance * max(abs(a), abs(b)) + unit
+
+
+def _lines_agree(shown: str, measured: str, tolerance: float) -> bool:
+    """Two outputs of one command: the same text, numbers within ``tolerance``."""
+    shown_lines, measured_lines = shown.strip().splitlines(), measured.strip().splitlines()
+    if len(shown_lines) != len(measured_lines):
+        return False
+    for ours, theirs in zip(shown_lines, measured_lines, strict=True):
+        if _NUMBER.sub("#", ours).split() != _NUMBER.sub("#", theirs).split():
+            return False
+        pairs = zip(_NUMBER.findall(ours), _NUMBER.findall(theirs), strict=True)
+        if not all(_close(a, b, tolerance) for a, b in pairs):
+            return False
+    return True
+
+
+def test_scaling_fleet_block_and_figures_match_a_run() -> None:
+    """docs/scaling.md's ``safedns replay --pods 1000`` block, and the figures
+    its text takes from it, are what the command prints today (issue 19, 4).
+    The model's background refreshes make the last digits vary from run to
+    run: numbers agree within 5 %. When this fails, paste the output below
+    into the page and update the figures that quote it."""
+    import subprocess
+    import sys
+
+    command = "safedns replay --pods 1000"
+    page = (ROOT / "docs" / "scaling.md").read_text()
+    block = page.split(f"$ {command}\n", 1)[1].split("```", 1)[0]
+    src = str(Path(safedns.__file__).resolve().parents[1])
+    run = subprocess.run(
+        [sys.executable, "-m", *command.split()],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=src),
+        timeout=120,
+        check=True,
+    )
+    measured = run.stdout
+    assert _lines_agree(block, measured, 0.05), f"scaling.md's block is stale; a run:\n{measured}"
+    pods = dict(re.findall(r"^\s+(glibc|safedns):\s+([\d,]+) pods", measured, flags=re.M))
+    about = re.search(
+        r"about ([\d,]+) with glibc's behaviour and about ([\d,]+) with\s+safedns", page
+    )
+    assert about is not None
+    assert _close(about.group(1), pods["glibc"], 0.05), (about.group(1), pods["glibc"])
+    assert _close(about.group(2), pods["safedns"], 0.05), (about.group(2), pods["safedns"])
+    qps = re.search(r"glibc ([\d.]+) qps .* safedns ([\d.]+) qps steady", measured)
+    assert qps is not None
+    ratio = float(qps.group(1)) / float(qps.group(2))
+    shown = re.search(r"\(([\d.]+)x in the fleet model above", page)
+    assert shown is not None and _close(shown.group(1), f"{ratio:.1f}", 0.05), ratio
+
+
+def test_memory_per_entry_is_the_benchmarks_figure() -> None:
+    """docs/faq.md and docs/scaling.md quote the one measured per-entry figure,
+    generated into docs/benchmarks.md (5a, 10,000 names), and the size of a
+    full default cache it implies (issue 19, 4)."""
+    benchmarks = (ROOT / "docs" / "benchmarks.md").read_text()
+    table = benchmarks.split("## 5a.", 1)[1].split("\n\n", 2)[1]
+    header, _, *rows = table.splitlines()
+    columns = [c.strip() for c in header.strip("|").split("|")]
+    row = next(r for r in rows if r.startswith("| safedns"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    per_entry = cells[columns.index("10,000: bytes/entry")].split(" (")[0]
+    assert per_entry.endswith(" B")
+    full = float(per_entry[:-2].replace(",", "")) * 12_000 / 2**20  # 10,000 + 2,000 entries
+    for name in ("faq.md", "scaling.md"):
+        text = re.sub(r"\s+", " ", (ROOT / "docs" / name).read_text())
+        assert f"{per_entry} per entry at 10,000 names" in text, name
+        assert f"about {round(full)} MiB" in text, name
