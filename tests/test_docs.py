@@ -183,3 +183,93 @@ def test_memory_per_entry_is_the_benchmarks_figure() -> None:
         text = re.sub(r"\s+", " ", (ROOT / "docs" / name).read_text())
         assert f"{per_entry} per entry at 10,000 names" in text, name
         assert f"about {round(full)} MiB" in text, name
+
+
+def test_aiohttp_resolver_is_shown_closed_one_way() -> None:
+    """Every page that builds a ``safedns.aiohttp.Resolver`` opens it with
+    ``async with`` (issue 19, 9), never inline where nothing closes it."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    shown = 0
+    for page in pages:
+        for block in re.findall(r"```python\n(.*?)```", page.read_text(), flags=re.S):
+            for line in block.splitlines():
+                if "safedns.aiohttp.Resolver(" in line:
+                    assert line.lstrip().startswith("async with safedns.aiohttp.Resolver("), (
+                        f"{page.name}: {line.strip()}"
+                    )
+                    shown += 1
+    assert shown >= 4
+
+
+# -- docs/api.md ------------------------------------------------------------------------
+
+API = ROOT / "docs" / "api.md"
+
+
+def _named(text: str) -> set[str]:
+    """Every name written in code (backticks, code blocks) in ``text``, and the
+    parts of each: `Resolver.resolve(name)` names ``Resolver`` and ``resolve``."""
+    names = set()
+    blocks = re.findall(r"```.*?```", text, flags=re.S)
+    text = re.sub(r"```.*?```", "", text, flags=re.S)
+    for code in [*re.findall(r"`([^`]+)`", text), *blocks]:
+        names.add(code)
+        for token in re.findall(r"[A-Za-z_][A-Za-z0-9_.]*", code):
+            names.update({token, *token.split(".")})
+    return names
+
+
+def test_api_reference_names_every_public_name() -> None:
+    named = _named(API.read_text())
+    assert set(safedns.__all__) - named == set()
+
+
+def test_api_reference_has_every_answer_attribute_and_stats_field() -> None:
+    named = _named(API.read_text())
+    answer = {a for a in safedns.Answer.__slots__ if not a.startswith("_")}
+    answer |= {n for n, v in vars(safedns.Answer).items() if isinstance(v, property)}
+    assert {"aliases", "canonical_name", "expires", "valid_until", "from_cache", "stale"} <= answer
+    assert answer - named == set()
+    for cls in (safedns.Stats, safedns.ServerHealth, safedns.Histogram):
+        fields = {f.name for f in dataclasses.fields(cls)}
+        assert fields - named == set(), cls.__name__
+
+
+def test_api_reference_lists_every_metric_as_scraped() -> None:
+    """The names Prometheus scrapes and OpenTelemetry's instruments, from a
+    resolver that has sent a query (so every labelled series exists)."""
+    import prometheus_client
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    import safedns.metrics.opentelemetry
+    import safedns.metrics.prometheus
+    from safedns.testing import DNSServer
+
+    with DNSServer() as server:
+        server.add("api.example.com", "A", "192.0.2.10")
+        with safedns.Resolver(safedns.ResolverConfig(nameservers=[server.nameserver])) as r:
+            r.resolve("api.example.com.")
+            registry = prometheus_client.CollectorRegistry()
+            safedns.metrics.prometheus.register(r, registry)
+            text = prometheus_client.generate_latest(registry).decode()
+            reader = InMemoryMetricReader()
+            provider = MeterProvider(metric_readers=[reader])
+            safedns.metrics.opentelemetry.instrument(r, provider)
+            data = reader.get_metrics_data()
+            provider.shutdown()
+    scraped = {
+        line.split("{")[0].split()[0]
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
+    instruments = {
+        metric.name
+        for resource in data.resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+    }
+    assert "safedns_cache_hits_total" in scraped and "safedns.cache_hits" in instruments
+    named = _named(API.read_text())
+    assert scraped - named == set()
+    assert instruments - named == set()

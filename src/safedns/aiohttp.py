@@ -9,14 +9,14 @@ the query budget, and no thread::
     import aiohttp
     import safedns.aiohttp
 
-    resolver = safedns.aiohttp.Resolver()
-    connector = aiohttp.TCPConnector(resolver=resolver, use_dns_cache=False)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        ...
-    await resolver.close()
+    async with safedns.aiohttp.Resolver() as resolver:
+        connector = aiohttp.TCPConnector(resolver=resolver, use_dns_cache=False)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            ...
 
 ``use_dns_cache=False`` leaves caching to safedns. A connector does not close a
-resolver it was given, so close it yourself (or use ``async with``).
+resolver it was given: ``async with`` closes it (as ``await resolver.close()``
+does).
 
 aiohttp is an optional dependency: ``pip install 'safedns[aiohttp]'``.
 """
