@@ -232,9 +232,11 @@ def test_the_documented_way_async_with_closes_the_resolver(
         async with web_server() as port:
             async with safedns.aiohttp.Resolver() as resolver:
                 connector = aiohttp.TCPConnector(resolver=resolver, use_dns_cache=False)
-                async with aiohttp.ClientSession(connector=connector) as session:
-                    async with session.get(f"http://{NAME}:{port}/") as response:
-                        assert await response.text() == f"hello {NAME}:{port}"
+                async with (
+                    aiohttp.ClientSession(connector=connector) as session,
+                    session.get(f"http://{NAME}:{port}/") as response,
+                ):
+                    assert await response.text() == f"hello {NAME}:{port}"
                 assert resolver.resolver.config.nameservers == (dns.nameserver,)
             assert "closed" in repr(resolver)  # its AsyncResolver too: no socket left
             with pytest.raises(RuntimeError, match="closed"):
