@@ -273,3 +273,45 @@ def test_api_reference_lists_every_metric_as_scraped() -> None:
     named = _named(API.read_text())
     assert scraped - named == set()
     assert instruments - named == set()
+
+
+def test_readme_install_and_try_it_runs_as_written(tmp_path: Path) -> None:
+    """The README's offline first run (issue 19): its snippet runs as a new
+    user would run it, prints what its comments say, and the CLI it calls
+    through SAFEDNS_NAMESERVERS exits 0 for a name found and 1 for one that
+    does not exist. Under a pod's resolv.conf, the harder case."""
+    import subprocess
+    import sys
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Install and try it\n", 1)[1].split("\n## ", 1)[0]
+    assert "pip install safedns\n" in section
+    snippet = section.split("```python\n", 1)[1].split("```", 1)[0]
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text(
+        "search ns1.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n"
+    )
+    base = {k: v for k, v in os.environ.items() if not k.startswith("SAFEDNS_")}
+    env = {
+        **base,
+        "PYTHONPATH": str(Path(safedns.__file__).resolve().parents[1]),
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]),
+        "SAFEDNS_RESOLV_CONF": str(resolv),
+    }
+    run = subprocess.run(
+        [sys.executable, "-c", snippet],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    printed = [line for line in run.stdout.splitlines() if line]
+    expected = re.findall(r"^\s*print\(.*\)  # (.*)$", snippet, flags=re.M)
+    assert len(expected) == 6
+    said = [line for line in printed if line in expected]
+    assert said == expected, run.stdout
+    for quoted in re.findall(r'^\s*# Prints "([^"]+)"', snippet, flags=re.M):
+        assert quoted in run.stdout + run.stderr, quoted

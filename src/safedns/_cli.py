@@ -112,7 +112,8 @@ def _parser() -> argparse.ArgumentParser:
         "resolve",
         help="resolve a name and show every query sent",
         description="Resolve NAME with the system's resolver settings (overridable) and "
-        "print the answer and every query sent upstream.",
+        "print the answer and every query sent upstream. Exit status: 0 found, 1 not found "
+        "(no such name, or no records of a type), 2 timeout or bad input.",
     )
     resolve.add_argument("name", metavar="NAME")
     resolve.add_argument(
