@@ -1,6 +1,7 @@
 """A WSGI application that looks a name up on each request (for gunicorn.conf.py).
 
-GET /?name=svc.example.com answers ``<pid> <patched> <addresses>``.
+GET /?name=svc.example.com answers ``<pid> <patched> <addresses>``. It is not a
+script: gunicorn runs it (see gunicorn.conf.py and examples/README.md).
 """
 
 from __future__ import annotations

@@ -217,6 +217,34 @@ def test_default_resolver_is_built_lazily_from_the_system_config_and_closed(
     assert (f"{NAME}.", "A") in dns.queries
 
 
+def test_the_documented_way_async_with_closes_the_resolver(
+    dns: DNSServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """README, guides.md, migrating.md and asyncio.md all open the resolver
+    with ``async with`` (issue 19, 9): it closes what it built, although the
+    connector and the session do not."""
+    conf = tmp_path / "resolv.conf"
+    conf.write_text("options timeout:2 attempts:1\n")
+    monkeypatch.setenv("SAFEDNS_RESOLV_CONF", str(conf))
+    monkeypatch.setenv("SAFEDNS_NAMESERVERS", dns.nameserver)
+
+    async def main() -> None:
+        async with web_server() as port:
+            async with safedns.aiohttp.Resolver() as resolver:
+                connector = aiohttp.TCPConnector(resolver=resolver, use_dns_cache=False)
+                async with (
+                    aiohttp.ClientSession(connector=connector) as session,
+                    session.get(f"http://{NAME}:{port}/") as response,
+                ):
+                    assert await response.text() == f"hello {NAME}:{port}"
+                assert resolver.resolver.config.nameservers == (dns.nameserver,)
+            assert "closed" in repr(resolver)  # its AsyncResolver too: no socket left
+            with pytest.raises(RuntimeError, match="closed"):
+                await resolver.resolve(NAME)
+
+    run(main)
+
+
 def test_importing_safedns_needs_no_aiohttp_and_the_error_names_the_extra() -> None:
     # A child where aiohttp cannot be imported (None in sys.modules blocks it).
     code = (

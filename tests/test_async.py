@@ -127,6 +127,46 @@ def test_serves_stale_through_an_outage(server: DNSServer, clock: FakeClock) -> 
     asyncio.run(main())
 
 
+def test_stale_response_timeout_0_answers_stale_at_once(
+    server: DNSServer, clock: FakeClock
+) -> None:
+    """As the sync resolver (issue 19, 1): DNS stopped after the TTL ran
+    out, ``timeout=2``: the stale answer at once, the refresh in the
+    background."""
+
+    async def main() -> None:
+        config = ResolverConfig(nameservers=[server], timeout=2, stale_response_timeout=0)
+        async with AsyncResolver(config, clock=clock) as resolver:
+            await resolver.resolve("api.example.com.")
+            clock.advance(61)
+            server.stop()
+            for _ in range(2):  # the caller leading the refresh, then one following it
+                started = time.monotonic()
+                answer = await resolver.resolve("api.example.com.")
+                assert time.monotonic() - started < 0.1
+                assert answer.stale and answer.addresses == ["192.0.2.10"]
+            for _ in range(1000):  # the background refresh fails once, in its own time
+                if resolver.stats().upstream_errors == 1:
+                    break
+                await asyncio.sleep(0.01)
+            assert resolver.stats().upstream_errors == 1
+            server.start()
+            server.remove("api.example.com")
+            server.add("api.example.com", "A", "192.0.2.99", ttl=60)
+            clock.advance(31)  # past failure_recheck: asked again, stale meanwhile
+            started = time.monotonic()
+            assert (await resolver.resolve("api.example.com.")).stale
+            assert time.monotonic() - started < 0.1
+            for _ in range(500):
+                if (await resolver.resolve("api.example.com.")).addresses == ["192.0.2.99"]:
+                    break
+                await asyncio.sleep(0.01)
+            assert not (await resolver.resolve("api.example.com.")).stale
+        assert server.queries == [("api.example.com.", "A")] * 3
+
+    asyncio.run(main())
+
+
 def test_refresh_ahead_in_the_background(server: DNSServer, clock: FakeClock) -> None:
     async def main() -> None:
         resolver = AsyncResolver(k8s_config(server), clock=clock)

@@ -193,6 +193,50 @@ def test_resolve_other_types(
     assert printed_queries(out) == zone.queries
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["192.0.2.10", "--type", "PTR"],
+        ["192.0.2.10", "--type", "ptr"],
+        ["192.0.2.10", "--reverse"],
+        ["192.0.2.10", "-x", "--type", "PTR"],
+    ],
+)
+def test_resolve_an_address_ptr_asks_its_reverse_name(
+    zone: DNSServer, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    """As ``resolve_address`` (issue 19, 2): the reverse name, no search list."""
+    zone.add("10.2.0.192.in-addr.arpa", "PTR", "api.example.com.")
+    assert main(["resolve", *argv, "--server", zone.nameserver]) == 0
+    out = capsys.readouterr().out
+    assert "answer: 10.2.0.192.in-addr.arpa. PTR" in out
+    assert "  api.example.com.\n" in out
+    assert zone.queries == [("10.2.0.192.in-addr.arpa.", "PTR")]
+    assert printed_queries(out) == zone.queries
+
+
+def test_resolve_an_ipv6_address_reverse_as_json(
+    zone: DNSServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reverse = "1.0.0.0." + "0." * 20 + "8.b.d.0.1.0.0.2.ip6.arpa."
+    zone.add(reverse, "PTR", "v6.example.com.")
+    assert main(["resolve", "2001:db8::1", "-x", "--json", "--server", zone.nameserver]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["answers"][0]["records"] == ["v6.example.com."]
+    assert document["answers"][0]["name"] == reverse
+    assert zone.queries == [(reverse, "PTR")]
+
+
+def test_resolve_an_address_other_types_and_a_name_ptr_stay_forward(
+    zone: DNSServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    zone.add("host.example.com", "PTR", "other.example.com.")
+    argv = ["resolve", "host.example.com.", "--type", "PTR", "--server", zone.nameserver]
+    assert main(argv) == 0
+    assert "  other.example.com.\n" in capsys.readouterr().out
+    assert zone.queries == [("host.example.com.", "PTR")]
+
+
 def test_resolve_overrides_search_and_ndots(
     zone: DNSServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -233,6 +277,8 @@ def test_resolve_temporary_failure_exits_2(
         (["resolve", "api.example.com", "--server", "not-an-ip"], "nameservers"),
         (["resolve", "api.example.com", "--ndots", "99"], "ndots"),
         (["resolve", "api.example.com", "--timeout", "-1"], "must be > 0"),
+        (["resolve", "api.example.com", "--reverse"], "not an IPv4 or IPv6 address"),
+        (["resolve", "192.0.2.10", "--reverse", "--type", "A"], "--reverse asks PTR only"),
         (["resolve"], "required"),
         (["bogus-command"], "invalid choice"),
     ],

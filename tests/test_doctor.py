@@ -263,6 +263,31 @@ def test_doctor_healthy_server_text_and_json(
     assert document["names"][0]["safedns_candidates"][0] == "api.example.com."
 
 
+def test_doctor_bad_ndots_keeps_the_rest_of_the_environment(
+    etc: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bad SAFEDNS_NDOTS is reported, and SAFEDNS_NAMESERVERS still counts
+    (issue 19, 8): the healthy server it names is probed, not resolv.conf's."""
+    with DNSServer() as server:
+        monkeypatch.setenv("SAFEDNS_NAMESERVERS", server.nameserver)
+        monkeypatch.setenv("SAFEDNS_SEARCH", "corp.example")
+        monkeypatch.setenv("SAFEDNS_NDOTS", "many")
+        assert main(doctor_argv(etc, "--json", "api.example.com")) == 1
+        document = json.loads(capsys.readouterr().out)
+        assert main(doctor_argv(etc, "api.example.com")) == 1
+        text = capsys.readouterr().out
+        assert server.queries == [(".", "NS")] * 2
+    assert "SAFEDNS_NDOTS must be an integer" in document["config_error"]
+    assert "SAFEDNS_NDOTS ignored" in document["config_error"]
+    assert document["nameservers"] == [server.nameserver]
+    assert document["search"] == ["corp.example"] and document["ndots"] == 5
+    assert [p["answered"] for p in document["probes"]] == [True]
+    assert document["network"] != "unreachable"
+    errors = [p["message"] for p in document["problems"] if p["severity"] == "error"]
+    assert len(errors) == 1 and "SAFEDNS_NDOTS" in errors[0]
+    assert f"{server.nameserver}: answers" in text and "SAFEDNS_NDOTS" in text
+
+
 def test_doctor_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["doctor", "--probe-timeout", "0"]) == 2
     assert "must be > 0" in capsys.readouterr().err

@@ -89,11 +89,13 @@ def names() -> Iterator[DNSServer]:
         yield server
 
 
-def test_gunicorn_config_patches_every_worker(names: DNSServer, env: dict[str, str]) -> None:
+def _gunicorn(env: dict[str, str], name: str, requests: int) -> tuple[list[list[str]], str]:
+    """Run the gunicorn example as examples/README.md says, on a free loopback
+    port with 2 workers; ``requests`` GETs of ``/?name=NAME``. Returns the
+    split bodies and gunicorn's stderr."""
     port = _free_port()
     env = {
         **env,
-        "SAFEDNS_NAMESERVERS": names.nameserver,
         "GUNICORN_BIND": f"127.0.0.1:{port}",
         "GUNICORN_WORKERS": "2",
         # A worker that does not stop is killed after 5 s, not gunicorn's 30 s.
@@ -108,10 +110,10 @@ def test_gunicorn_config_patches_every_worker(names: DNSServer, env: dict[str, s
         text=True,
     )
     try:
-        url = f"http://127.0.0.1:{port}/?name=svc.example.com"
+        url = f"http://127.0.0.1:{port}/?name={name}"
         bodies = []
         deadline = time.monotonic() + 60
-        while len(bodies) < 20:
+        while len(bodies) < requests:
             try:
                 with urllib.request.urlopen(url, timeout=5) as response:
                     bodies.append(response.read().decode().split())
@@ -129,12 +131,29 @@ def test_gunicorn_config_patches_every_worker(names: DNSServer, env: dict[str, s
             proc.kill()
             _, stderr = proc.communicate()
             raise AssertionError(f"gunicorn did not stop on SIGINT: {stderr}") from None
+    return bodies, stderr
+
+
+def test_gunicorn_config_patches_every_worker(names: DNSServer, env: dict[str, str]) -> None:
+    env = {**env, "SAFEDNS_NAMESERVERS": names.nameserver}
+    bodies, stderr = _gunicorn(env, "svc.example.com", 20)
     assert all(body[1:] == ["True", "192.0.2.44"] for body in bodies), bodies
     workers = {body[0] for body in bodies}
     assert "resolves through safedns" in stderr
+    assert "embedded DNS server" not in stderr  # SAFEDNS_NAMESERVERS was set
     # Each worker resolves once (A and AAAA) and answers from its cache after that.
     assert 2 <= len(names.queries) <= 2 * len(workers), names.queries
     assert set(names.queries) <= {("svc.example.com.", "A"), ("svc.example.com.", "AAAA")}
+
+
+def test_gunicorn_example_runs_on_loopback_by_itself(env: dict[str, str]) -> None:
+    """Run as examples/README.md says, without SAFEDNS_NAMESERVERS: the workers
+    resolve through the example's embedded DNS server, not the host's (issue
+    19, 7)."""
+    bodies, stderr = _gunicorn(env, "svc.example.com", 4)
+    assert all(body[1:] == ["True", "192.0.2.44"] for body in bodies), bodies
+    assert "embedded DNS server on 127.0.0.1:" in stderr
+    assert "resolves through safedns" in stderr
 
 
 def test_kubernetes_manifest(names: DNSServer, env: dict[str, str]) -> None:

@@ -153,6 +153,47 @@ def test_slow_upstream_gets_stale_after_the_client_timer(
     resolver.close()
 
 
+def test_stale_response_timeout_0_answers_stale_at_once(
+    server: DNSServer, clock: FakeClock
+) -> None:
+    """0 means "answer stale at once and refresh in the background" (issue
+    19, 1): with DNS stopped after the TTL ran out and ``timeout=2``, the
+    stale answer comes back at once, not after the exchange (4 s)."""
+    config = ResolverConfig(nameservers=[server], timeout=2, stale_response_timeout=0)
+    resolver = Resolver(config, clock=clock)
+    resolver.resolve("api.example.com.")
+    clock.advance(61)
+    server.stop()
+    for _ in range(2):  # the caller leading the refresh, then one following it
+        started = time.monotonic()
+        answer = resolver.resolve("api.example.com.")
+        assert time.monotonic() - started < 0.1
+        assert answer.stale and answer.addresses == ["192.0.2.10"]
+    # The refresh went out in the background and failed there, once.
+    assert wait_for(lambda: resolver.stats().upstream_errors == 1, 10)
+    assert server.queries == [("api.example.com.", "A")] * 2
+    resolver.close()
+
+
+def test_stale_response_timeout_0_refreshes_in_the_background(
+    server: DNSServer, clock: FakeClock
+) -> None:
+    config = ResolverConfig(nameservers=[server], timeout=2, stale_response_timeout=0)
+    resolver = Resolver(config, clock=clock)
+    resolver.resolve("api.example.com.")
+    clock.advance(61)
+    server.remove("api.example.com")
+    server.add("api.example.com", "A", "192.0.2.99", ttl=60)
+    server.delay = 0.5
+    started = time.monotonic()
+    answer = resolver.resolve("api.example.com.")
+    assert time.monotonic() - started < 0.1
+    assert answer.stale and answer.addresses == ["192.0.2.10"]
+    assert wait_for(lambda: resolver.resolve("api.example.com.").addresses == ["192.0.2.99"])
+    assert not resolver.resolve("api.example.com.").stale
+    resolver.close()
+
+
 def test_nxdomain_replaces_a_stale_entry(server: DNSServer, clock: FakeClock) -> None:
     resolver = Resolver(k8s_config(server), clock=clock)
     resolver.resolve("api.example.com.")

@@ -468,8 +468,10 @@ class Core:
         remaining = ask.deadline - mono
         waits = [self.budget_wait(batch.stale[i], remaining) for i, _ in batch.led]
         send, delay = self.admit(flights, led, self.clock(), waits)
-        timeout = self.config.stale_response_timeout
-        if timeout > 0 and any(batch.stale[i] is not None for i, _ in batch.led):
+        # With stale data on hand the caller waits at most the client
+        # response timer; 0: it gets the stale answer at once.
+        if any(batch.stale[i] is not None for i, _ in batch.led):
+            timeout = self.config.stale_response_timeout
             wait_until = min(mono + timeout, ask.stale_deadline)
             if ask.bounded:
                 wait_until = min(wait_until, ask.deadline)
@@ -490,7 +492,7 @@ class Core:
         from when the query went out; else as long as an exchange can take."""
         timeout = self.config.stale_response_timeout
         cap = ask.deadline - mono if ask.bounded else math.inf  # the caller's timeout
-        if stale is not None and timeout > 0:
+        if stale is not None:  # timeout 0: stale data at once
             return max(0.0, min(flight.started + timeout - mono, ask.stale_deadline - mono, cap))
         return max(0.0, min(self.max_wait(), cap))
 

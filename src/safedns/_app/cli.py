@@ -38,6 +38,7 @@ from safedns._bypasses import bypasses
 from safedns._config import ResolverConfig
 from safedns._exceptions import InvalidName, NameNotFound, TemporaryFailure
 from safedns._planning import cluster_domain_of, plan
+from safedns._records import reverse_name
 from safedns._resolver import Resolver
 
 __all__ = ["main"]
@@ -112,7 +113,8 @@ def _parser() -> argparse.ArgumentParser:
         "resolve",
         help="resolve a name and show every query sent",
         description="Resolve NAME with the system's resolver settings (overridable) and "
-        "print the answer and every query sent upstream.",
+        "print the answer and every query sent upstream. Exit status: 0 found, 1 not found "
+        "(no such name, or no records of a type), 2 timeout or bad input.",
     )
     resolve.add_argument("name", metavar="NAME")
     resolve.add_argument(
@@ -120,7 +122,14 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         dest="types",
         metavar="TYPE",
-        help="record type: A (default), AAAA, MX, CNAME, TXT, ... (repeatable)",
+        help="record type: A (default), AAAA, MX, CNAME, TXT, ... (repeatable); PTR of an "
+        "IP address asks its reverse name (10.2.0.192.in-addr.arpa.)",
+    )
+    resolve.add_argument(
+        "-x",
+        "--reverse",
+        action="store_true",
+        help="NAME is an IP address: ask its PTR record (as --type PTR)",
     )
     resolve.add_argument("--json", action="store_true", help="print one JSON object")
     resolve.add_argument(
@@ -264,13 +273,20 @@ def _cmd_resolve(args: argparse.Namespace) -> int:
     def on_query(server: str, qname: str, rdtype: str, transport: str) -> None:
         sent.append((server, qname, rdtype, transport))
 
-    types: list[str] = list(dict.fromkeys(t.upper() for t in args.types or ["A"]))
+    default = ["PTR"] if args.reverse else ["A"]
+    types: list[str] = list(dict.fromkeys(t.upper() for t in args.types or default))
+    if args.reverse and types != ["PTR"]:
+        return _error("resolve: --reverse asks PTR only")
+    reverse = args.reverse or _is_address(args.name)
     results: list[dict[str, Any]] = []
     status = 0
     with Resolver(config, on_query=on_query) as resolver:
         for rdtype in types:
             try:
-                answer = resolver.resolve(args.name, rdtype)
+                if rdtype == "PTR" and reverse:  # 10.2.0.192.in-addr.arpa., no search list
+                    answer = resolver.resolve_address(args.name)
+                else:
+                    answer = resolver.resolve(args.name, rdtype)
             except NameNotFound as exc:
                 results.append({"type": rdtype, "error": "not found", "message": str(exc)})
                 status = max(status, 1)
@@ -310,6 +326,14 @@ def _cmd_resolve(args: argparse.Namespace) -> int:
     for server, qname, rdtype, transport in sent:
         print(f"  {server} {qname} {rdtype} {transport}")
     return status
+
+
+def _is_address(name: str) -> bool:
+    try:
+        reverse_name(name)
+    except ValueError:
+        return False
+    return True
 
 
 # ---------------------------------------------------------------------- replay

@@ -173,20 +173,12 @@ def gather(
     hosts: str = HOSTS_PATH,
 ) -> HostFacts:
     """Read this host's resolver setup. Never raises for a bad file or variable:
-    a config that cannot be built is reported in ``config_error`` and glibc's
-    view (without the ``SAFEDNS_*`` variables) is used instead."""
+    a config that cannot be built is reported in ``config_error``, and the
+    ``SAFEDNS_*`` variables that make it fail are left out (the others,
+    ``SAFEDNS_NAMESERVERS`` say, still count)."""
     env = os.environ if environ is None else environ
     path = resolv_conf or env.get("SAFEDNS_RESOLV_CONF") or "/etc/resolv.conf"
-    error: str | None = None
-    try:
-        config = ResolverConfig.from_system(path, environ=env)
-    except (ValueError, OSError) as exc:
-        error = str(exc)
-        glibc_env = {k: v for k, v in env.items() if not k.startswith("SAFEDNS_")}
-        try:
-            config = ResolverConfig.from_system(path, environ=glibc_env)
-        except (ValueError, OSError):
-            config = ResolverConfig()
+    config, error = _config_without_bad_variables(path, env)
     hosts_file = HostsFile(hosts)
     names = {
         name.decode("ascii", "replace").lower()
@@ -206,6 +198,33 @@ def gather(
         environment=dict(sorted(watched.items())),
         config_error=error,
     )
+
+
+def _config_without_bad_variables(
+    path: str, env: Mapping[str, str]
+) -> tuple[ResolverConfig, str | None]:
+    """The config ``env`` gives, or, when it cannot be built, the one without
+    the ``SAFEDNS_*`` variables that fail (added one at a time to glibc's
+    view), and what was wrong with them."""
+    try:
+        return ResolverConfig.from_system(path, environ=env), None
+    except (ValueError, OSError) as exc:
+        first = str(exc)
+    kept = {k: v for k, v in env.items() if not k.startswith("SAFEDNS_")}
+    errors: list[str] = []
+    for name in sorted(k for k in env if k.startswith("SAFEDNS_")):
+        trial = {**kept, name: env[name]}
+        try:
+            ResolverConfig.from_system(path, environ=trial)
+        except (ValueError, OSError) as exc:
+            errors.append(f"{exc} ({name} ignored)")
+        else:
+            kept = trial
+    try:
+        config = ResolverConfig.from_system(path, environ=kept)
+    except (ValueError, OSError):
+        config = ResolverConfig()
+    return config, "; ".join(errors) or first
 
 
 def _probe(server: str, timeout: float) -> Probe:

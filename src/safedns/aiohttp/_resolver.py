@@ -6,11 +6,18 @@ caches no failures. ``Resolver`` hands the lookups to an ``AsyncResolver``
 instead: TTL-true positive and negative caching, single flight, serve-stale,
 the query budget, and no thread::
 
-    resolver = safedns.aiohttp.Resolver()
-    connector = aiohttp.TCPConnector(resolver=resolver, use_dns_cache=False)
+    import aiohttp
+    import safedns.aiohttp
+
+    async with safedns.aiohttp.Resolver() as resolver:
+        connector = aiohttp.TCPConnector(resolver=resolver, use_dns_cache=False)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            ...
 
 ``use_dns_cache=False`` leaves caching to safedns. A connector does not close a
-resolver it was given, so close it yourself (or use ``async with``).
+resolver it was given: ``async with`` closes it (as ``await resolver.close()``
+does).
+
 ``SafeConnector`` (``_connector.py``) builds on it.
 """
 
