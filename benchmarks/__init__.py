@@ -17,6 +17,7 @@ SCENARIOS = (
     "outage",
     "scale",
     "httpx_bench",
+    "clients",
     "negative_cache",
     "miss_path",
 )

@@ -62,11 +62,15 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--no-pin", action="store_true", help="do not pin latency loops")
     args = parser.parse_args(argv)
     if args.only:
+        args.only = ",".join(ALIASES.get(n, n) for n in args.only.split(","))
         unknown = set(args.only.split(",")) - set(SCENARIOS)
         if unknown:
             parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
     return args
 
+
+#: Short names ``--only`` also takes.
+ALIASES = {"httpx": "httpx_bench"}
 
 #: (scenario, figure) pairs gathered in the JSON's "summary".
 _HEADLINES = (

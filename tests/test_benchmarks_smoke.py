@@ -30,6 +30,10 @@ SCENARIOS = (
     "scale",
     "scale_flood",
     "httpx_bench",
+    "clients_httpx",
+    "clients_httpx2",
+    "clients_requests",
+    "clients_aiohttp",
     "negative_cache",
     "miss_path",
 )
@@ -52,7 +56,7 @@ def _run(tmp: Path, *args: str, env: dict[str, str] | None = None) -> dict[str, 
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=170,
+        timeout=320,
         env=env,
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
@@ -71,7 +75,7 @@ def _number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-@pytest.mark.timeout(200)
+@pytest.mark.timeout(350)
 def test_every_scenario_ran_or_says_why(tiny: dict[str, Any]) -> None:
     scenarios = tiny["scenarios"]
     assert set(SCENARIOS) <= set(scenarios)
@@ -133,6 +137,13 @@ def test_other_scenarios_have_their_figures(tiny: dict[str, Any]) -> None:
     assert negative["safedns-async"]["before"] == "NODATA"
     assert _number(negative["safedns-async"]["queries_after_add"])
     assert negative["aiodns"]["status"] == "ok" and negative["aiodns"]["seen_ms"] is not None
+    for kind in ("httpx", "httpx2", "requests", "aiohttp"):  # python -m benchmarks --only clients
+        clients = scenarios[f"clients_{kind}"]
+        if clients["status"] == "ok":
+            for peer in ("plain", "safedns"):
+                figures = clients["peers"][peer]
+                assert _number(figures["rps_keepalive"]), (kind, peer)
+                assert _number(figures["busy_attempts"]) and _number(figures["hole_ms"])
     if scenarios["httpx_bench"]["status"] == "ok":
         plain = scenarios["httpx_bench"]["peers"]["httpx"]
         assert _number(plain["rps_close"]) and _number(plain["queries_per_10k_close"])
