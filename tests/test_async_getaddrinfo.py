@@ -518,3 +518,28 @@ def test_patch_covers_uvloop(dns: DNSServer, config: ResolverConfig, echo_port: 
             loop.close()
     assert "getaddrinfo" not in uvloop.Loop.__dict__
     assert "create_connection" not in uvloop.Loop.__dict__
+
+
+def test_a_sync_resolver_is_accepted_and_its_cache_shared(
+    dns: DNSServer, config: ResolverConfig
+) -> None:
+    resolver = Resolver(config)
+    assert resolver.resolve_addresses("dual.example.com") == ["127.0.0.1", "::1"]
+    dns.clear()
+
+    async def main() -> list[Any]:
+        return await safedns.async_getaddrinfo(
+            "dual.example.com", 443, type=S.SOCK_STREAM, resolver=resolver
+        )
+
+    infos = run(main())
+    assert {info[4][0] for info in infos} == {"127.0.0.1", "::1"}
+    assert dns.queries == []  # answered from the sync resolver's cache
+    assert run(main()) == infos  # the same drop-in, kept on the resolver
+    assert resolver.stats().lookups >= 3
+
+    async def wrong() -> Any:
+        return await safedns.async_getaddrinfo("dual.example.com", 443, resolver=object())  # type: ignore[arg-type]
+
+    with pytest.raises(TypeError, match="AsyncResolver"):
+        run(wrong())

@@ -96,7 +96,11 @@ class AsyncResolver:
         """Sockets, flights, tasks: what a forked child must not inherit."""
         observe = self._core.observer(self._on_query)
         self._upstream = AsyncUpstream(
-            self.config, self._clock, on_query=observe, metrics=self._core.upstream_metrics
+            self.config,
+            self._clock,
+            on_query=observe,
+            metrics=self._core.upstream_metrics,
+            spend=self._core.spend_again,
         )
         # Flights are futures of one event loop: one table per loop.
         self._flights: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Flights] = (

@@ -12,9 +12,10 @@ their type; NXDOMAIN lives under ``(name, NXDOMAIN_KEY)`` and answers every
 type of that name (RFC 2308 §5), except where it contradicts data: a negative
 answer never removes or shadows data of another type that is still within
 its TTL (``get`` prefers such data; an NXDOMAIN that arrives beside fresh
-addresses of the name is kept as NODATA for its own type only). Negative entries have their own capacity
-(``max_negative_entries``), so a flood of random missing names can neither grow
-memory without bound nor evict the names the application uses.
+addresses of the name is kept as NODATA for its own type only). Negative
+entries have their own capacity (``max_negative_entries``), so a flood of
+random missing names can neither grow memory without bound nor evict the
+names the application uses.
 
 An entry is *fresh* while ``now < expires``, *stale* (kept for RFC 8767
 serve-stale) while ``now < expires + stale_ttl``, and gone after that.

@@ -4,15 +4,26 @@ shells that perform its I/O, ``Upstream`` (sockets) and ``AsyncUpstream``
 
 ``_Servers.steps`` decides every move of an exchange, and ``Exchange`` holds
 its questions and validates every reply: every question of a batch goes out
-at once over one connected UDP socket per nameserver try (so A and AAAA
-travel together, as glibc sends them); a truncated answer is asked again
+at once, each over a connected UDP socket of its own per nameserver try (so
+A and AAAA travel together, as glibc sends them, but from two random source
+ports: two queries from one port are what the Linux conntrack insertion race
+drops, kubernetes/kubernetes#56903); a truncated answer is asked again
 over TCP with its own timeout (the shells run it after the UDP receive loop,
 or beside it, never on the UDP deadline); the nameservers are walked in
 order (or rotated) for ``attempts`` rounds; the result is one response or
 one ``UpstreamFailure`` per question. A reply is accepted only if it comes
-from the server asked (the socket is connected), carries the query's ID and
-echoes its question (checked on the wire by ``Query.answered_by`` before
-dnspython parses it); anything else, garbage included, is ignored.
+from the server asked (the socket is connected), on the socket of the query
+it answers, carries the query's ID and echoes its question (checked on the
+wire by ``Query.answered_by`` before dnspython parses it); anything else,
+garbage included, is ignored.
+
+glibc's options change the moves: ``single_request`` asks the questions one
+after another (AAAA once A's exchange is over), ``use_vc`` asks every one
+over TCP. Each question's first send is paid for by the caller (the
+resolver's query budget, ``Core.admit``); every later one, a retransmission
+or a TCP retry after truncation, spends a token of its own through
+``spend`` (a question the budget denies is not sent again), so upstream
+never sees more than the budget allows.
 
 The generator yields ``Open``, ``Send``, ``Receive``, ``StartTcp`` and
 ``Finish`` commands and takes what came of each; the shells do nothing
@@ -29,8 +40,11 @@ backoffs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+import math
 import os
+import select
 import socket
 import struct
 import threading
@@ -57,6 +71,8 @@ Reply = dns.message.Message | WireReply
 Response = Reply | UpstreamFailure
 
 _ANSWERS = (dns.rcode.NOERROR, dns.rcode.NXDOMAIN)
+#: Why a question the budget would not let go out again failed.
+BUDGET_SPENT = "query budget exhausted"
 _getaddrinfo = socket.getaddrinfo  # the original, even when safedns.patch() replaced it
 
 
@@ -74,24 +90,29 @@ TcpDone = tuple[int, TcpResult, float]
 
 @dataclass(frozen=True, slots=True)
 class Open:
-    """Open a UDP socket connected to ``address`` (closing the one open, if
-    any). The shell answers None, or the ``OSError`` it met."""
+    """Open a UDP socket for question ``index``, connected to ``address``: a
+    socket of its own, so a random source port of its own (closing the one
+    open for that question, if any). The shell answers None, or the
+    ``OSError`` it met."""
 
     family: int
     address: tuple[Any, ...]
+    index: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class Send:
-    """Send ``datagram`` on the open socket: None, or the ``OSError`` met."""
+    """Send ``datagram`` on question ``index``'s socket: None, or the ``OSError`` met."""
 
     datagram: bytes
+    index: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class Receive:
-    """Wait until ``deadline`` (``time.monotonic``) for one datagram on the open
-    socket: its octets, None once the deadline passed, or the ``OSError`` met."""
+    """Wait until ``deadline`` (``time.monotonic``) for one datagram on any open
+    socket: ``(index of the socket's question, its octets or the OSError met)``,
+    or None once the deadline passed."""
 
     deadline: float
 
@@ -112,7 +133,7 @@ class StartTcp:
 
 @dataclass(frozen=True, slots=True)
 class Finish:
-    """Close the UDP socket and complete every ``StartTcp`` of this server try;
+    """Close every UDP socket and complete every ``StartTcp`` of this server try;
     answer ``[(index, reply octets or the exception met, seconds it took), ...]``."""
 
 
@@ -142,6 +163,8 @@ class Exchange:
         self._server = ""
         #: The queries of this try still waiting for a result: index -> sent at.
         self._open: dict[int, float] = {}
+        #: The questions sent at least once (their first send was paid for).
+        self.sent: set[int] = set()
 
     def pending(self) -> list[int]:
         return [i for i, r in enumerate(self.results) if r is None]
@@ -163,15 +186,19 @@ class Exchange:
             waiting[qid] = i
         return waiting
 
-    def match(self, data: bytes, waiting: dict[int, int]) -> tuple[int, Reply] | None:
+    def match(
+        self, data: bytes, waiting: dict[int, int], index: int | None = None
+    ) -> tuple[int, Reply] | None:
         """The (index, response) a datagram answers, or None for anything that
-        is not a reply to one of our waiting queries. The common replies are
-        read straight off the wire (``read_reply``), the others by dnspython."""
+        is not a reply to one of our waiting queries (``index``: the question
+        whose socket it came on, which it must answer). The common replies
+        are read straight off the wire (``read_reply``), the others by
+        dnspython."""
         if len(data) < 2:
             return None
         qid = data[0] << 8 | data[1]
         i = waiting.get(qid)
-        if i is None or not self.queries[i].answered_by(data):
+        if i is None or index not in (None, i) or not self.queries[i].answered_by(data):
             return None
         qname, rdtype = self.questions[i]
         response: Reply | None = read_reply(data, qname, rdtype) or _parse(data)
@@ -180,17 +207,19 @@ class Exchange:
         del waiting[qid]
         return i, response
 
-    def receive(self, data: bytes, waiting: dict[int, int]) -> tuple[int, bool] | None:
-        """Take one datagram: None when it answers none of our waiting queries;
-        else (index, needs_tcp). A complete answer is accepted here; a
-        truncated one must be asked again over TCP."""
-        matched = self.match(data, waiting)
+    def receive(
+        self, data: bytes, waiting: dict[int, int], index: int | None = None
+    ) -> tuple[int, bool] | None:
+        """Take one datagram (``index``: the question whose socket it came on):
+        None when it answers none of our waiting queries; else (index,
+        needs_tcp). A complete answer is accepted here; a truncated one must
+        be asked again over TCP."""
+        matched = self.match(data, waiting, index)
         if matched is None:
             return None
         i, response = matched
         if is_truncated(response):
             self._answered(i, TRUNCATED)
-            self._reopen(i)  # the TCP query to come
             return i, True
         self.accept(i, response)
         return i, False
@@ -256,6 +285,24 @@ class Exchange:
                 self.errors[i] = reason
             self._failed(i, result)
 
+    def lost(self, i: int, waiting: dict[int, int], reason: str) -> None:
+        """Question ``i``'s socket failed (``reason``): it waits no more."""
+        self._forget(i, waiting)
+        self.fail([i], reason)
+
+    def unsent(self, i: int, waiting: dict[int, int], reason: str | None = None) -> None:
+        """Question ``i`` is not sent in this try (the budget denied it): no
+        result for the metrics; ``reason``, if given, is its failure."""
+        self._forget(i, waiting)
+        self._open.pop(i, None)
+        if reason is not None and self.results[i] is None:
+            self.errors[i] = reason
+
+    def _forget(self, i: int, waiting: dict[int, int]) -> None:
+        qid = self.queries[i].id
+        if waiting.get(qid) == i:
+            del waiting[qid]
+
     def outcome(self) -> list[Response]:
         self._close_try()
         return [
@@ -307,9 +354,15 @@ class _Servers:
         clock: Callable[[], float] = time.monotonic,
         on_query: QueryObserver | None = None,
         metrics: UpstreamMetrics | None = None,
+        spend: Callable[[], bool] | None = None,
     ) -> None:
         self._servers: tuple[Server, ...] = config.servers()
         self._timeout = config.timeout
+        self._single_request = config.single_request
+        self._use_vc = config.use_vc
+        #: Takes one token of the query budget for a send beyond a question's
+        #: first (None: no budget), False when there is none.
+        self._spend = spend
         self._attempts = config.attempts
         self._rotate = config.rotate
         self._backoff = config.server_backoff
@@ -383,7 +436,19 @@ class _Servers:
         yields the I/O to do (``Open``, ``Send``, ``Receive``, ``StartTcp``,
         ``Finish``), takes what came of it, and returns one response or
         ``UpstreamFailure`` per question, in order. ``attempts`` (default: the
-        config's) is how many rounds over the servers to make."""
+        config's) is how many rounds over the servers to make. Under
+        ``single_request`` the questions go one after another, each exchange
+        over before the next question is sent."""
+        if self._single_request and len(questions) > 1:
+            results: list[Response] = []
+            for question in questions:
+                results += yield from self._exchange([question], attempts)
+            return results
+        return (yield from self._exchange(questions, attempts))
+
+    def _exchange(
+        self, questions: Sequence[tuple[str, str]], attempts: int | None
+    ) -> Generator[Command, Any, list[Response]]:
         exchange = self.new_exchange(questions)
         for server in self.rounds(attempts):
             pending = exchange.pending()
@@ -392,46 +457,72 @@ class _Servers:
             yield from self._try_server(server, exchange, pending)
         return exchange.outcome()
 
+    def _paid(self, exchange: Exchange, i: int) -> bool:
+        """May question ``i`` go out (again)? Its first send was paid for by the
+        caller; every later one (a retransmission, a TCP retry) spends a
+        budget token of its own."""
+        if i not in exchange.sent:
+            exchange.sent.add(i)
+            return True
+        return self._spend is None or self._spend()
+
     def _try_server(
         self, server: Server, exchange: Exchange, pending: list[int]
     ) -> Generator[Command, Any, None]:
-        """One try of one server: every pending question out at once over one
-        connected UDP socket, replies matched until the deadline, truncated
-        answers asked again over TCP; the server's health marked."""
+        """One try of one server: every pending question out at once, each over
+        a connected UDP socket of its own (or, under ``use_vc``, over TCP),
+        replies matched until the deadline, truncated answers asked again
+        over TCP; the server's health marked."""
         family, address = self._address(server)
         waiting = exchange.start_try(pending, server)
         heard = False
-        error: OSError | None = yield Open(family, address)
         for i in pending:
-            if error is not None:
-                break
-            self._observe(server, exchange.questions[i], "udp")
-            error = yield Send(bytes(exchange.queries[i].wire))
+            if not self._paid(exchange, i):
+                exchange.unsent(i, waiting)
+            elif self._use_vc:
+                exchange.unsent(i, waiting)  # waits on TCP, not on a datagram
+                yield from self._start_tcp(server, exchange, i)
+            else:
+                error: OSError | None = yield Open(family, address, i)
+                if error is None:
+                    self._observe(server, exchange.questions[i], "udp")
+                    error = yield Send(bytes(exchange.queries[i].wire), i)
+                if error is not None:
+                    exchange.lost(i, waiting, f"network error: {error.strerror or error}")
         deadline = time.monotonic() + self._timeout
-        while waiting and error is None:
+        while waiting:
             event = yield Receive(deadline)
             if event is None:
                 break
-            if isinstance(event, ConnectionRefusedError):  # ICMP port unreachable
-                exchange.fail(list(waiting.values()), "connection refused")
-                break
-            if isinstance(event, OSError):
-                error = event
-                break
-            received = exchange.receive(event, waiting)
+            index, data = event
+            if isinstance(data, ConnectionRefusedError):  # ICMP port unreachable
+                exchange.lost(index, waiting, "connection refused")
+                continue
+            if isinstance(data, OSError):
+                exchange.lost(index, waiting, f"network error: {data.strerror or data}")
+                continue
+            received = exchange.receive(data, waiting, index)
             if received is None:
                 continue
             heard = True
             i, needs_tcp = received
-            if needs_tcp:
-                self._observe(server, exchange.questions[i], "tcp")
-                yield StartTcp(i, server[0], server[1], exchange.tcp_frame(i), self._timeout)
-        if error is not None:
-            exchange.fail(pending, f"network error: {error.strerror or error}")
+            if not needs_tcp:
+                continue
+            if self._paid(exchange, i):
+                yield from self._start_tcp(server, exchange, i)
+            else:
+                exchange.unsent(i, waiting, BUDGET_SPENT)
         replies: list[TcpDone] = yield Finish()
         for i, reply, seconds in replies:
             exchange.tcp_done(i, reply, seconds)
+            heard = heard or isinstance(reply, bytes)
         self._mark(server, heard)
+
+    def _start_tcp(
+        self, server: Server, exchange: Exchange, i: int
+    ) -> Generator[Command, Any, None]:
+        self._observe(server, exchange.questions[i], "tcp")
+        yield StartTcp(i, server[0], server[1], exchange.tcp_frame(i), self._timeout)
 
 
 class Upstream(_Servers):
@@ -448,28 +539,33 @@ class Upstream(_Servers):
 
 
 class _Sockets:
-    """The blocking I/O of one exchange: one UDP socket at a time, TCP retries
-    queued until ``Finish``."""
+    """The blocking I/O of one exchange: a non-blocking UDP socket per
+    question, waited on together (``poll``); TCP retries queued until
+    ``Finish``."""
 
     def __init__(self) -> None:
-        self.sock: socket.socket | None = None
+        self.socks: dict[int, socket.socket] = {}
+        #: The question of each open socket, by file descriptor.
+        self.owners: dict[int, int] = {}
+        self.poller = select.poll()
         self.tcp: list[StartTcp] = []
 
     def perform(self, command: Command) -> Any:
         try:
             if isinstance(command, Receive):
-                assert self.sock is not None
-                return _receive(self.sock, command.deadline)
+                return self.receive(command.deadline)
             if isinstance(command, Send):
-                assert self.sock is not None
-                self.sock.send(command.datagram)
+                self.socks[command.index].send(command.datagram)
             elif isinstance(command, Open):
-                self.close()
-                self.sock = socket.socket(command.family, socket.SOCK_DGRAM)
-                self.sock.connect(command.address)
+                self.close(command.index)
+                sock = self.socks[command.index] = socket.socket(command.family, socket.SOCK_DGRAM)
+                sock.setblocking(False)
+                self.poller.register(sock, select.POLLIN)
+                self.owners[sock.fileno()] = command.index
+                sock.connect(command.address)
             elif isinstance(command, StartTcp):
                 self.tcp.append(command)
-            else:  # Finish: the UDP socket first, then the TCP retries in turn
+            else:  # Finish: the UDP sockets first, then the TCP retries in turn
                 self.close()
                 queued, self.tcp = self.tcp, []
                 return [_tcp(t) for t in queued]
@@ -477,28 +573,36 @@ class _Sockets:
             return exc
         return None
 
-    def close(self) -> None:
-        sock, self.sock = self.sock, None
-        if sock is not None:
-            sock.close()
+    def receive(self, deadline: float) -> tuple[int, bytes | OSError] | None:
+        """One datagram (or socket error) from any open socket by ``deadline``,
+        with the index of the socket's question; None after the deadline."""
+        while (remaining := deadline - time.monotonic()) > 0:
+            for fd, _ in self.poller.poll(math.ceil(remaining * 1000)):
+                index = self.owners[fd]
+                try:
+                    return index, self.socks[index].recv(65535)
+                except BlockingIOError:
+                    continue
+                except OSError as exc:  # ICMP unreachable, and the like
+                    return index, exc
+        return None
+
+    def close(self, index: int | None = None) -> None:
+        """Close question ``index``'s socket, or every one."""
+        for i in list(self.socks) if index is None else [index]:
+            sock = self.socks.pop(i, None)
+            if sock is not None:
+                fd = sock.fileno()
+                self.owners.pop(fd, None)
+                with contextlib.suppress(KeyError, ValueError):
+                    self.poller.unregister(fd)
+                sock.close()
 
     def __enter__(self) -> _Sockets:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _receive(sock: socket.socket, deadline: float) -> bytes | None:
-    """One datagram from ``sock`` by ``deadline``, or None."""
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        return None
-    sock.settimeout(remaining)
-    try:
-        return sock.recv(65535)
-    except TimeoutError:
-        return None
 
 
 def _tcp(command: StartTcp) -> TcpDone:
@@ -542,16 +646,24 @@ def _recv_exactly(sock: socket.socket, size: int, deadline: float) -> bytes:
     return bytes(buf)
 
 
+#: What the datagram endpoints of one exchange put in its queue.
+_Datagram = tuple[int, bytes | OSError]
+
+
 class _DatagramQueue(asyncio.DatagramProtocol):
-    def __init__(self) -> None:
-        self.queue: asyncio.Queue[bytes | OSError] = asyncio.Queue()
+    """The endpoint of question ``index``: what it receives goes to the
+    exchange's one queue, marked with the question."""
+
+    def __init__(self, queue: asyncio.Queue[_Datagram], index: int) -> None:
+        self.queue = queue
+        self.index = index
 
     def datagram_received(self, data: bytes, addr: object) -> None:
-        self.queue.put_nowait(data)
+        self.queue.put_nowait((self.index, data))
 
     def error_received(self, exc: Exception) -> None:
         if isinstance(exc, OSError):
-            self.queue.put_nowait(exc)
+            self.queue.put_nowait((self.index, exc))
 
 
 class AsyncUpstream(_Servers):
@@ -574,30 +686,32 @@ class AsyncUpstream(_Servers):
 
 
 class _Transports:
-    """The asyncio I/O of one exchange: one datagram endpoint at a time, TCP
-    retries as tasks, collected at ``Finish``."""
+    """The asyncio I/O of one exchange: a datagram endpoint per question, all
+    feeding one queue; TCP retries as tasks, collected at ``Finish``."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.transport: asyncio.DatagramTransport | None = None
-        self.queue: asyncio.Queue[bytes | OSError] = asyncio.Queue()
+        self.transports: dict[int, asyncio.DatagramTransport] = {}
+        self.queue: asyncio.Queue[_Datagram] = asyncio.Queue()
         self.tcp: list[asyncio.Task[TcpDone]] = []
 
     async def perform(self, command: Command) -> Any:
         if isinstance(command, Receive):
             return await _next_datagram(self.queue, command.deadline)
         if isinstance(command, Send):
-            assert self.transport is not None
-            self.transport.sendto(command.datagram)
+            self.transports[command.index].sendto(command.datagram)
         elif isinstance(command, Open):
-            self.close()
+            self.close(command.index)
+            index = command.index
             try:
-                self.transport, protocol = await self.loop.create_datagram_endpoint(
-                    _DatagramQueue, remote_addr=command.address, family=command.family
+                transport, _ = await self.loop.create_datagram_endpoint(
+                    lambda: _DatagramQueue(self.queue, index),
+                    remote_addr=command.address,
+                    family=command.family,
                 )
             except OSError as exc:
                 return exc
-            self.queue = protocol.queue
+            self.transports[index] = transport
         elif isinstance(command, StartTcp):
             self.tcp.append(self.loop.create_task(_tcp_async(command)))
         else:
@@ -607,10 +721,19 @@ class _Transports:
             return done
         return None
 
-    def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
-            self.transport = None
+    def close(self, index: int | None = None) -> None:
+        """Close question ``index``'s endpoint, or every one (a new queue then:
+        what the old endpoints received is not for the next try)."""
+        if index is not None:
+            transport = self.transports.pop(index, None)
+            if transport is not None:
+                transport.close()
+            return
+        for transport in self.transports.values():
+            transport.close()
+        if self.transports:
+            self.transports.clear()
+            self.queue = asyncio.Queue()
 
     async def aclose(self) -> None:
         self.close()
@@ -622,9 +745,7 @@ class _Transports:
             await asyncio.wait(unfinished)
 
 
-async def _next_datagram(
-    queue: asyncio.Queue[bytes | OSError], deadline: float
-) -> bytes | OSError | None:
+async def _next_datagram(queue: asyncio.Queue[_Datagram], deadline: float) -> _Datagram | None:
     """One datagram (or socket error) from ``queue`` by ``deadline``, or None."""
     remaining = deadline - time.monotonic()
     if remaining <= 0:

@@ -37,9 +37,21 @@ __all__ = [
 ]
 
 
-def _addrinfo_of(resolver: AsyncResolver | None) -> AddrInfo:
+def _addrinfo_of(resolver: AsyncResolver | Resolver | None) -> AddrInfo:
     if resolver is None:
         return default_addrinfo()
+    if isinstance(resolver, Resolver):
+        # A sync resolver: its drop-in asks an AsyncResolver sharing its cache
+        # (``AddrInfo.async_resolver``), as ``AsyncResolver(resolver=r)`` does.
+        given = resolver.dropin
+        if not isinstance(given, AddrInfo):
+            given = resolver.dropin = AddrInfo(resolver)
+        return given
+    if not isinstance(resolver, AsyncResolver):
+        raise TypeError(
+            "async_getaddrinfo(resolver=...) takes an AsyncResolver (or a Resolver, whose"
+            f" cache it shares), not {type(resolver).__name__}"
+        )
     addrinfo = resolver.dropin
     if not isinstance(addrinfo, AddrInfo):
         # Its sync resolver is never asked here: it lends the clock and configuration
@@ -58,11 +70,13 @@ async def async_getaddrinfo(
     proto: Any = 0,
     flags: Any = 0,
     *,
-    resolver: AsyncResolver | None = None,
+    resolver: AsyncResolver | Resolver | None = None,
 ) -> list[AddrInfoTuple]:
     """:func:`socket.getaddrinfo`'s results and errors (``socket.gaierror`` with the
     same codes), for asyncio: answered through ``resolver`` (default: one sharing the
-    cache of the resolver behind ``safedns.patch()``), never through a thread."""
+    cache of the resolver behind ``safedns.patch()``), never through a thread. A sync
+    ``Resolver`` is accepted too: its cache is shared, as with
+    ``AsyncResolver(resolver=r)``; anything else is a ``TypeError``."""
     return await getaddrinfo_with(_addrinfo_of(resolver), host, port, family, type, proto, flags)
 
 
