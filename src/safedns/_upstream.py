@@ -3,13 +3,13 @@ shells that perform its I/O, ``Upstream`` (sockets) and ``AsyncUpstream``
 (asyncio).
 
 ``_Servers.steps`` decides every move of an exchange, and ``Exchange``
-(``_exchange.py``) holds its questions and validates every reply: every question of a batch goes out
-at once, each over a connected UDP socket of its own per nameserver try (so
-A and AAAA travel together, as glibc sends them, but from two random source
-ports: two queries from one port are what the Linux conntrack insertion race
-drops, kubernetes/kubernetes#56903); a truncated answer is asked again
-over TCP with its own timeout (the shells run it after the UDP receive loop,
-or beside it, never on the UDP deadline); the nameservers are walked in
+(``_exchange.py``) holds its questions and validates every reply: every
+question of a batch goes out at once, each over a connected UDP socket of its
+own per nameserver try (so A and AAAA travel together, as glibc sends them,
+but from two random source ports: two queries from one port are what the Linux
+conntrack insertion race drops, kubernetes/kubernetes#56903); a truncated
+answer is asked again over TCP with its own timeout (the shells run it after
+the UDP receive loop, or beside it, never on the UDP deadline); the nameservers are walked in
 order (or rotated) for ``attempts`` rounds; the result is one response or
 one ``UpstreamFailure`` per question. A reply is accepted only if it comes
 from the server asked (the socket is connected), on the socket of the query
