@@ -13,6 +13,7 @@ import concurrent.futures
 import gc
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import textwrap
@@ -30,7 +31,7 @@ from safedns import AsyncResolver, Resolver, ResolverConfig
 from safedns._dropin.aio import getaddrinfo_with
 from safedns._getaddrinfo import AddrInfo, set_default
 from safedns.testing import DNSServer
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, until
 
 S = socket
 T = TypeVar("T")
@@ -248,17 +249,19 @@ def test_cancelling_waiters_of_a_shared_computation(
             assert first.cancelled()
             dns.delay = 1.0
             alone = ask("svc.example.com")
-            await asyncio.sleep(0.05)  # under way: its query is at the server
+            # Under way: its query is at the server.
+            assert await until(lambda: ("svc.example.com.", "A") in dns.queries)
             alone.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await alone
-            for _ in range(5):
-                await asyncio.sleep(0)
+
+            def running() -> set[str]:
+                return {t.get_coro().__qualname__ for t in asyncio.all_tasks()}  # type: ignore[union-attr]
+
             # The computation and the resolver's walk are gone; only the query already
             # sent runs on (its answer still lands in the cache).
-            running = {t.get_coro().__qualname__ for t in asyncio.all_tasks()}  # type: ignore[union-attr]
-            assert not running & {"_compute", "AsyncResolver._run"}, running
-            assert "AsyncResolver._exchange" in running
+            assert await until(lambda: not running() & {"_compute", "AsyncResolver._run"})
+            assert "AsyncResolver._exchange" in running()
             dns.delay = 0.0
             fresh = await asyncio.wait_for(ask("svc.example.com"), 10)
             return rows, fresh
@@ -543,3 +546,43 @@ def test_a_sync_resolver_is_accepted_and_its_cache_shared(
 
     with pytest.raises(TypeError, match="AsyncResolver"):
         run(wrong())
+
+
+@pytest.mark.parametrize("loop_kind", ["uvloop", "asyncio"])
+def test_patched_create_connection_raises_tls_errors_as_they_are(
+    dns: DNSServer, config: ResolverConfig, loop_kind: str
+) -> None:
+    """A certificate for another name is a TLS failure, not a connect failure of one
+    address: with two addresses the caller still gets ``SSLCertVerificationError``."""
+    trustme = pytest.importorskip("trustme")
+    new_loop = asyncio.new_event_loop
+    if loop_kind == "uvloop":
+        new_loop = pytest.importorskip("uvloop").new_event_loop
+    dns.add("two.example.com", "A", "127.0.0.1")
+    dns.add("two.example.com", "A", "127.0.0.2")
+    ca = trustme.CA()
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("other.example").configure_cert(server_tls)
+    client_tls = ssl.create_default_context()
+    ca.configure_trust(client_tls)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        first = await loop.create_server(asyncio.Protocol, "127.0.0.1", 0, ssl=server_tls)
+        port = first.sockets[0].getsockname()[1]
+        second = await loop.create_server(asyncio.Protocol, "127.0.0.2", port, ssl=server_tls)
+        try:
+            with pytest.raises(ssl.SSLCertVerificationError):
+                await asyncio.open_connection("two.example.com", port, ssl=client_tls)
+        finally:
+            for server in (first, second):
+                server.close()
+                await server.wait_closed()
+
+    with safedns.patched(Resolver(config)):
+        loop = new_loop()
+        try:
+            loop.run_until_complete(main())
+        finally:
+            loop.close()
+    assert dns.queries and {q[0] for q in dns.queries} == {"two.example.com."}

@@ -16,6 +16,7 @@ import ipaddress
 import socket
 import weakref
 from collections.abc import Callable, Coroutine
+from ssl import SSLError
 from typing import Any
 
 from safedns._async import AsyncResolver
@@ -199,7 +200,8 @@ def loop_create_connection(
     """A ``create_connection`` for loops that resolve inside it without calling their
     own ``getaddrinfo`` (uvloop resolves in libuv's thread pool): a named host is
     resolved by ``addrinfo`` first, then each address is tried in order through
-    ``original`` (TLS still checks the name: ``server_hostname`` defaults to it)."""
+    ``original`` (TLS still checks the name: ``server_hostname`` defaults to it; a
+    TLS failure is raised as it is, without trying the next address)."""
 
     async def create_connection(
         self: asyncio.AbstractEventLoop,
@@ -232,6 +234,12 @@ def loop_create_connection(
             options.update(family=int(row_family), server_hostname=server_hostname)
             try:
                 return await original(self, protocol_factory, address, sockaddr[1], **options)
+            except SSLError:
+                # Connected, then TLS failed (a certificate for another name, a
+                # handshake error): not a connect failure of this one address,
+                # so the next is not tried, and the caller gets the TLS error,
+                # as from asyncio's own create_connection.
+                raise
             except OSError as exc:
                 errors.append(exc)
         if len(errors) == 1:
