@@ -220,6 +220,17 @@ def test_a_network_error_fails_the_question_of_its_socket() -> None:
     assert [r.reason for r in script.result] == ["network error: No route to host", "timed out"]
 
 
+def _truncated(upstream: Upstream) -> Script:
+    """One question sent and answered truncated (TC); the script after that reply."""
+    script = Script(upstream.steps([("a.example.", "A")]))
+    script.send(None)
+    send = script.send(None)
+    assert isinstance(send, Send)
+    script.send(None)
+    script.send((0, _reply_to(send.datagram, tc=True)))
+    return script
+
+
 def test_tcp_failures_are_reported_as_before() -> None:
     for error, reason in (
         (TimeoutError("timed out"), "timed out (tcp)"),
@@ -229,13 +240,8 @@ def test_tcp_failures_are_reported_as_before() -> None:
         ),
         (ConnectionResetError(104, "Connection reset by peer"), "tcp error: [Errno 104]"),
     ):
-        upstream = Upstream(CONFIG.replace(nameservers=["127.0.0.1:5301"]))
-        script = Script(upstream.steps([("a.example.", "A")]))
-        script.send(None)
-        send = script.send(None)
-        assert isinstance(send, Send)
-        script.send(None)
-        assert isinstance(script.send((0, _reply_to(send.datagram, tc=True))), StartTcp)
+        script = _truncated(Upstream(CONFIG.replace(nameservers=["127.0.0.1:5301"])))
+        assert isinstance(script.seen[-1], StartTcp)
         assert isinstance(script.send(None), Finish)
         assert script.send([(0, error, 0.5)]) is None
         assert script.result is not None
@@ -284,13 +290,10 @@ def test_every_send_after_a_questions_first_spends_a_budget_token() -> None:
     assert asked == [True, False, False]
     assert script.result is not None and script.result[0].reason == "timed out"
     # A TCP retry after truncation is a query too: denied, it is not sent.
-    upstream = Upstream(CONFIG.replace(nameservers=["127.0.0.1:5301"]), spend=lambda: False)
-    script = Script(upstream.steps([("a.example.", "A")]))
-    script.send(None)
-    send = script.send(None)
-    assert isinstance(send, Send)
-    script.send(None)
-    assert isinstance(script.send((0, _reply_to(send.datagram, tc=True))), Finish)
+    script = _truncated(
+        Upstream(CONFIG.replace(nameservers=["127.0.0.1:5301"]), spend=lambda: False)
+    )
+    assert isinstance(script.seen[-1], Finish)
     assert script.send([]) is None
     assert script.result is not None and script.result[0].reason == "query budget exhausted"
 
