@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import asyncio.base_events
 import concurrent.futures
+import contextlib
 import gc
 import os
 import socket
@@ -17,6 +18,7 @@ import ssl
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import warnings
 import weakref
@@ -566,23 +568,42 @@ def test_patched_create_connection_raises_tls_errors_as_they_are(
     client_tls = ssl.create_default_context()
     ca.configure_trust(client_tls)
 
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        first = await loop.create_server(asyncio.Protocol, "127.0.0.1", 0, ssl=server_tls)
-        port = first.sockets[0].getsockname()[1]
-        second = await loop.create_server(asyncio.Protocol, "127.0.0.2", port, ssl=server_tls)
-        try:
-            with pytest.raises(ssl.SSLCertVerificationError):
-                await asyncio.open_connection("two.example.com", port, ssl=client_tls)
-        finally:
-            for server in (first, second):
-                server.close()
-                await server.wait_closed()
+    # A blocking TLS server on both addresses, one port, in threads of its own.
+    listeners = [socket.create_server(("127.0.0.1", 0))]
+    port = listeners[0].getsockname()[1]
+    listeners.append(socket.create_server(("127.0.0.2", port)))
+    stop = threading.Event()
 
-    with safedns.patched(Resolver(config)):
-        loop = new_loop()
-        try:
-            loop.run_until_complete(main())
-        finally:
-            loop.close()
+    def serve(listener: socket.socket) -> None:
+        listener.settimeout(0.05)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with conn, contextlib.suppress(OSError):  # the client rejects the certificate
+                conn.settimeout(10)
+                server_tls.wrap_socket(conn, server_side=True).close()
+
+    threads = [threading.Thread(target=serve, args=(sock,)) for sock in listeners]
+    for thread in threads:
+        thread.start()
+
+    async def main() -> None:
+        with pytest.raises(ssl.SSLCertVerificationError):
+            await asyncio.open_connection("two.example.com", port, ssl=client_tls)
+
+    try:
+        with safedns.patched(Resolver(config)):
+            loop = new_loop()
+            try:
+                loop.run_until_complete(main())
+            finally:
+                loop.close()
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(10)
+        for sock in listeners:
+            sock.close()
     assert dns.queries and {q[0] for q in dns.queries} == {"two.example.com."}

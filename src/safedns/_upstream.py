@@ -40,6 +40,7 @@ backoffs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import math
 import select
@@ -397,22 +398,6 @@ def _recv_exactly(sock: socket.socket, size: int, deadline: float) -> bytes:
 _Datagram = tuple[int, bytes | OSError]
 
 
-class _DatagramQueue(asyncio.DatagramProtocol):
-    """The endpoint of question ``index``: what it receives goes to the
-    exchange's one queue, marked with the question."""
-
-    def __init__(self, queue: asyncio.Queue[_Datagram], index: int) -> None:
-        self.queue = queue
-        self.index = index
-
-    def datagram_received(self, data: bytes, addr: object) -> None:
-        self.queue.put_nowait((self.index, data))
-
-    def error_received(self, exc: Exception) -> None:
-        if isinstance(exc, OSError):
-            self.queue.put_nowait((self.index, exc))
-
-
 class AsyncUpstream(_Servers):
     """asyncio transports, for ``AsyncResolver``: performs the I/O of ``steps``.
     TCP retries run as tasks beside the UDP receive loop."""
@@ -433,53 +418,50 @@ class AsyncUpstream(_Servers):
 
 
 class _Transports:
-    """The asyncio I/O of one exchange: a datagram endpoint per question, all
+    """The asyncio I/O of one exchange: a non-blocking UDP socket per question,
+    read by the loop (``add_reader``: cheaper than a datagram endpoint), all
     feeding one queue; TCP retries as tasks, collected at ``Finish``."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.transports: dict[int, asyncio.DatagramTransport] = {}
+        self.socks: dict[int, socket.socket] = {}
         self.queue: asyncio.Queue[_Datagram] = asyncio.Queue()
         self.tcp: list[asyncio.Task[TcpDone]] = []
 
     async def perform(self, command: Command) -> Any:
         if isinstance(command, Receive):
             return await _next_datagram(self.queue, command.deadline)
-        if isinstance(command, Send):
-            self.transports[command.index].sendto(command.datagram)
-        elif isinstance(command, Open):
-            self.close(command.index)
-            index = command.index
-            try:
-                transport, _ = await self.loop.create_datagram_endpoint(
-                    lambda: _DatagramQueue(self.queue, index),
-                    remote_addr=command.address,
-                    family=command.family,
-                )
-            except OSError as exc:
-                return exc
-            self.transports[index] = transport
-        elif isinstance(command, StartTcp):
-            self.tcp.append(self.loop.create_task(_tcp_async(command)))
-        else:
-            self.close()
-            done = [await task for task in self.tcp]
-            self.tcp.clear()
-            return done
+        try:
+            if isinstance(command, Send):
+                self.socks[command.index].send(command.datagram)
+            elif isinstance(command, Open):
+                self.close(command.index)
+                sock = self.socks[command.index] = socket.socket(command.family, socket.SOCK_DGRAM)
+                sock.setblocking(False)
+                sock.connect(command.address)
+                self.loop.add_reader(sock.fileno(), _readable, command.index, sock, self.queue)
+            elif isinstance(command, StartTcp):
+                self.tcp.append(self.loop.create_task(_tcp_async(command)))
+            else:
+                self.close()
+                done = [await task for task in self.tcp]
+                self.tcp.clear()
+                return done
+        except OSError as exc:
+            return exc
         return None
 
     def close(self, index: int | None = None) -> None:
-        """Close question ``index``'s endpoint, or every one (a new queue then:
-        what the old endpoints received is not for the next try)."""
-        if index is not None:
-            transport = self.transports.pop(index, None)
-            if transport is not None:
-                transport.close()
-            return
-        for transport in self.transports.values():
-            transport.close()
-        if self.transports:
-            self.transports.clear()
+        """Close question ``index``'s socket, or every one (a new queue then:
+        what the old sockets received is not for the next try)."""
+        indices = list(self.socks) if index is None else [index]
+        for i in indices:
+            sock = self.socks.pop(i, None)
+            if sock is not None:
+                with contextlib.suppress(RuntimeError, ValueError):  # its loop is closed
+                    self.loop.remove_reader(sock.fileno())
+                sock.close()
+        if index is None and indices:
             self.queue = asyncio.Queue()
 
     async def aclose(self) -> None:
@@ -490,6 +472,18 @@ class _Transports:
         if unfinished:
             # Cancelled ourselves: let the retries close their sockets.
             await asyncio.wait(unfinished)
+
+
+def _readable(index: int, sock: socket.socket, queue: asyncio.Queue[_Datagram]) -> None:
+    """Question ``index``'s socket is readable: its datagram (or error) to the queue."""
+    try:
+        data = sock.recv(65535)
+    except (BlockingIOError, InterruptedError):
+        return
+    except OSError as exc:  # ICMP unreachable, and the like
+        queue.put_nowait((index, exc))
+        return
+    queue.put_nowait((index, data))
 
 
 async def _next_datagram(queue: asyncio.Queue[_Datagram], deadline: float) -> _Datagram | None:
