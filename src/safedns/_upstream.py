@@ -9,13 +9,13 @@ own per nameserver try (so A and AAAA travel together, as glibc sends them,
 but from two random source ports: two queries from one port are what the Linux
 conntrack insertion race drops, kubernetes/kubernetes#56903); a truncated
 answer is asked again over TCP with its own timeout (the shells run it after
-the UDP receive loop, or beside it, never on the UDP deadline); the nameservers are walked in
-order (or rotated) for ``attempts`` rounds; the result is one response or
-one ``UpstreamFailure`` per question. A reply is accepted only if it comes
-from the server asked (the socket is connected), on the socket of the query
-it answers, carries the query's ID and echoes its question (checked on the
-wire by ``Query.answered_by`` before dnspython parses it); anything else,
-garbage included, is ignored.
+the UDP receive loop, or beside it, never on the UDP deadline); the
+nameservers are walked in order (or rotated) for ``attempts`` rounds; the
+result is one response or one ``UpstreamFailure`` per question. A reply is
+accepted only if it comes from the server asked (the socket is connected), on
+the socket of the query it answers, carries the query's ID and echoes its
+question (checked on the wire by ``Query.answered_by`` before dnspython parses
+it); anything else, garbage included, is ignored.
 
 glibc's options change the moves: ``single_request`` asks the questions one
 after another (AAAA once A's exchange is over), ``use_vc`` asks every one
@@ -394,7 +394,7 @@ def _recv_exactly(sock: socket.socket, size: int, deadline: float) -> bytes:
     return bytes(buf)
 
 
-#: What the datagram endpoints of one exchange put in its queue.
+#: What the UDP sockets of one exchange put in its queue: (question, datagram or error).
 _Datagram = tuple[int, bytes | OSError]
 
 
