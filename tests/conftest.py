@@ -3,13 +3,14 @@ and the Hypothesis profiles (``ci`` when ``CI`` is set, ``dev`` otherwise)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import selectors
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any
 
@@ -172,6 +173,27 @@ class QueryGate:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Poll ``predicate`` until it holds (True) or ``timeout`` seconds pass (False):
+    waiting for something to happen, never a fixed sleep standing for it."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """``wait_until`` on an event loop: the loop runs on while it waits."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.005)
+    return True
 
 
 @pytest.fixture

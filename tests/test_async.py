@@ -11,7 +11,7 @@ import pytest
 from safedns import AsyncResolver, NameNotFound, Resolver, ResolverConfig, TemporaryFailure
 from safedns._planning import plan
 from safedns.testing import DNSServer
-from tests.conftest import FakeClock, QueryGate, k8s_config
+from tests.conftest import FakeClock, QueryGate, k8s_config, until, wait_until
 
 # No socket or task left behind: an unclosed one fails the test (issue 11, 4).
 pytestmark = [
@@ -261,7 +261,7 @@ def test_cancelling_one_caller_leaves_the_others_their_answer(server: DNSServer)
             server.delay = 0.3
             third = asyncio.create_task(resolver.resolve("dual.example.com"))
             fourth = asyncio.create_task(resolver.resolve("dual.example.com"))
-            await asyncio.sleep(0.05)
+            assert await until(lambda: server.query_count == 2)  # its query is at the server
             third.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await third
@@ -414,8 +414,7 @@ def test_async_resolver_used_before_fork_resolves_in_the_child(server: DNSServer
         target=lambda: loop.run_until_complete(resolver.resolve("dual.example.com"))
     )
     flying.start()
-    while ("dual.example.com.", "A") not in server.queries:
-        time.sleep(0.01)
+    assert wait_until(lambda: ("dual.example.com.", "A") in server.queries)
     lock = resolver._core.cache._lock
     release = threading.Event()
 

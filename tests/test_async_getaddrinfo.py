@@ -10,12 +10,15 @@ from __future__ import annotations
 import asyncio
 import asyncio.base_events
 import concurrent.futures
+import contextlib
 import gc
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import warnings
 import weakref
@@ -30,7 +33,7 @@ from safedns import AsyncResolver, Resolver, ResolverConfig
 from safedns._dropin.addrinfo import AddrInfo, set_default
 from safedns._dropin.aio import getaddrinfo_with
 from safedns.testing import DNSServer
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, until
 
 S = socket
 T = TypeVar("T")
@@ -248,17 +251,19 @@ def test_cancelling_waiters_of_a_shared_computation(
             assert first.cancelled()
             dns.delay = 1.0
             alone = ask("svc.example.com")
-            await asyncio.sleep(0.05)  # under way: its query is at the server
+            # Under way: its query is at the server.
+            assert await until(lambda: ("svc.example.com.", "A") in dns.queries)
             alone.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await alone
-            for _ in range(5):
-                await asyncio.sleep(0)
+
+            def running() -> set[str]:
+                return {t.get_coro().__qualname__ for t in asyncio.all_tasks()}  # type: ignore[union-attr]
+
             # The computation and the resolver's walk are gone; only the query already
             # sent runs on (its answer still lands in the cache).
-            running = {t.get_coro().__qualname__ for t in asyncio.all_tasks()}  # type: ignore[union-attr]
-            assert not running & {"_compute", "AsyncResolver._run"}, running
-            assert "AsyncResolver._exchange" in running
+            assert await until(lambda: not running() & {"_compute", "AsyncResolver._run"})
+            assert "AsyncResolver._exchange" in running()
             dns.delay = 0.0
             fresh = await asyncio.wait_for(ask("svc.example.com"), 10)
             return rows, fresh
@@ -518,3 +523,87 @@ def test_patch_covers_uvloop(dns: DNSServer, config: ResolverConfig, echo_port: 
             loop.close()
     assert "getaddrinfo" not in uvloop.Loop.__dict__
     assert "create_connection" not in uvloop.Loop.__dict__
+
+
+def test_a_sync_resolver_is_accepted_and_its_cache_shared(
+    dns: DNSServer, config: ResolverConfig
+) -> None:
+    resolver = Resolver(config)
+    assert resolver.resolve_addresses("dual.example.com") == ["127.0.0.1", "::1"]
+    dns.clear()
+
+    async def main() -> list[Any]:
+        return await safedns.async_getaddrinfo(
+            "dual.example.com", 443, type=S.SOCK_STREAM, resolver=resolver
+        )
+
+    infos = run(main())
+    assert {info[4][0] for info in infos} == {"127.0.0.1", "::1"}
+    assert dns.queries == []  # answered from the sync resolver's cache
+    assert run(main()) == infos  # the same drop-in, kept on the resolver
+    assert resolver.stats().lookups >= 3
+
+    async def wrong() -> Any:
+        return await safedns.async_getaddrinfo("dual.example.com", 443, resolver=object())  # type: ignore[arg-type]
+
+    with pytest.raises(TypeError, match="AsyncResolver"):
+        run(wrong())
+
+
+@pytest.mark.parametrize("loop_kind", ["uvloop", "asyncio"])
+def test_patched_create_connection_raises_tls_errors_as_they_are(
+    dns: DNSServer, config: ResolverConfig, loop_kind: str
+) -> None:
+    """A certificate for another name is a TLS failure, not a connect failure of one
+    address: with two addresses the caller still gets ``SSLCertVerificationError``."""
+    trustme = pytest.importorskip("trustme")
+    new_loop = asyncio.new_event_loop
+    if loop_kind == "uvloop":
+        new_loop = pytest.importorskip("uvloop").new_event_loop
+    dns.add("two.example.com", "A", "127.0.0.1")
+    dns.add("two.example.com", "A", "127.0.0.2")
+    ca = trustme.CA()
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("other.example").configure_cert(server_tls)
+    client_tls = ssl.create_default_context()
+    ca.configure_trust(client_tls)
+
+    # A blocking TLS server on both addresses, one port, in threads of its own.
+    listeners = [socket.create_server(("127.0.0.1", 0))]
+    port = listeners[0].getsockname()[1]
+    listeners.append(socket.create_server(("127.0.0.2", port)))
+    stop = threading.Event()
+
+    def serve(listener: socket.socket) -> None:
+        listener.settimeout(0.05)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with conn, contextlib.suppress(OSError):  # the client rejects the certificate
+                conn.settimeout(10)
+                server_tls.wrap_socket(conn, server_side=True).close()
+
+    threads = [threading.Thread(target=serve, args=(sock,)) for sock in listeners]
+    for thread in threads:
+        thread.start()
+
+    async def main() -> None:
+        with pytest.raises(ssl.SSLCertVerificationError):
+            await asyncio.open_connection("two.example.com", port, ssl=client_tls)
+
+    try:
+        with safedns.patched(Resolver(config)):
+            loop = new_loop()
+            try:
+                loop.run_until_complete(main())
+            finally:
+                loop.close()
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(10)
+        for sock in listeners:
+            sock.close()
+    assert dns.queries and {q[0] for q in dns.queries} == {"two.example.com."}

@@ -46,6 +46,9 @@ GLIBC_DEFAULTS = {
     "timeout": 5.0,
     "attempts": 2,
     "rotate": False,
+    "single_request": False,
+    "use_vc": False,
+    "no_aaaa": False,
 }
 
 
@@ -402,6 +405,9 @@ def test_basic_file() -> None:
         "timeout": 3.0,
         "attempts": 4,
         "rotate": True,
+        "single_request": False,
+        "use_vc": False,
+        "no_aaaa": False,
     }
 
 
@@ -615,6 +621,40 @@ def test_negative_and_overflowing_option_numbers() -> None:
     assert parse("options ndots:4294967297\n")["ndots"] == 1
     result = parse("options timeout:-2 attempts:-1\n")
     assert (result["timeout"], result["attempts"]) == (1.0, 1)
+
+
+def test_single_request_use_vc_and_no_aaaa_are_read_as_glibc_reads_them() -> None:
+    result = parse("options single-request use-vc no-aaaa\n")
+    assert (result["single_request"], result["use_vc"], result["no_aaaa"]) == (True, True, True)
+    # single-request-reopen is accepted: a socket per query already gives
+    # what it is for, so it leaves single_request False (as glibc's own
+    # table does: it is RES_SNGLKUPREOP, matched before single-request).
+    result = parse("options single-request-reopen\n")
+    assert {k: result[k] for k in ("single_request", "use_vc", "no_aaaa")} == {
+        "single_request": False,
+        "use_vc": False,
+        "no_aaaa": False,
+    }
+    # RES_OPTIONS too, on top of the file.
+    result = parse("options use-vc\n", res_options="single-request no-aaaa")
+    assert (result["single_request"], result["use_vc"], result["no_aaaa"]) == (True, True, True)
+    # strncmp prefix matches, as for rotate; anything shorter is ignored.
+    assert parse("options no-aaaaxyz\n")["no_aaaa"] is True
+    assert parse("options no-aaa use-v single\n") == GLIBC_DEFAULTS
+
+
+def test_from_system_reads_single_request_use_vc_and_no_aaaa(
+    tmp_path: Path, hostname: None
+) -> None:
+    path = write(tmp_path, "nameserver 10.0.0.1\noptions single-request use-vc no-aaaa\n")
+    config = ResolverConfig.from_system(path, environ={})
+    assert (config.single_request, config.use_vc, config.no_aaaa) == (True, True, True)
+    config = ResolverConfig.from_system(
+        write(tmp_path, "nameserver 10.0.0.1\n"), environ={"RES_OPTIONS": "no-aaaa"}
+    )
+    assert (config.single_request, config.use_vc, config.no_aaaa) == (False, False, True)
+    with pytest.raises(ValueError, match="no_aaaa must be a bool"):
+        ResolverConfig(no_aaaa=1)  # type: ignore[arg-type]
 
 
 def test_rotate_is_a_prefix_match_and_unknown_options_are_ignored() -> None:
@@ -861,6 +901,8 @@ int main(void) {
   if (res_init() != 0) return 1;
   printf("ndots %d\nretrans %d\nretry %d\nrotate %d\n", _res.ndots, _res.retrans,
          _res.retry, !!(_res.options & RES_ROTATE));
+  printf("single_request %d\nuse_vc %d\nno_aaaa %d\n", !!(_res.options & RES_SNGLKUP),
+         !!(_res.options & RES_USEVC), !!(_res.options & RES_NOAAAA));
   for (int i = 0; i < _res.nscount; i++) {
     char buf[64];
     if (_res.nsaddr_list[i].sin_family == AF_INET)
@@ -913,6 +955,11 @@ _DIFFERENTIAL_CASES: list[tuple[str, str | None, str | None, str]] = [
     ("", "x.org\ny.org", None, "nodot"),
     ("options ndots:3 timeout:3\n", None, "ndots:5 attempts:4", "nodot"),
     ("options rotate\n", None, "  timeout:1  ndots:16 ", "nodot"),
+    ("options single-request use-vc no-aaaa\n", None, None, "x"),
+    ("options single-request-reopen\n", None, None, "x"),
+    ("options single-requestx use-vcs no-aaaax edns0 trust-ad\n", None, None, "x"),
+    ("options rotate\n", None, "single-request no-aaaa", "nodot"),
+    ("", None, "use-vc single-request-reopen", "nodot"),
 ]
 
 
@@ -982,6 +1029,9 @@ def test_matches_real_glibc(
         "timeout": float(glibc["retrans"]) if glibc["retrans"] > 0 else 1.0,
         "attempts": max(glibc["retry"], 1),
         "rotate": bool(glibc["rotate"]),
+        "single_request": bool(glibc["single_request"]),
+        "use_vc": bool(glibc["use_vc"]),
+        "no_aaaa": bool(glibc["no_aaaa"]),
     }
     text, localdomain, res_options, host = case
     assert parse(text, localdomain=localdomain, res_options=res_options, hostname=host) == expected

@@ -293,7 +293,35 @@ def test_cache_keeps_existence_consistent(clock: FakeClock) -> None:
     assert cache.get("a.", "AAAA", clock()) is None
     cache.put("a.", "AAAA", Negative(False, "a.", 30), clock())
     cache.put("a.", "TXT", Negative(True, "a.", 30), clock())
-    # And an NXDOMAIN retires the addresses it contradicts.
+    # An NXDOMAIN never erases data of another type within its TTL: the data
+    # wins, and the NXDOMAIN is kept as NODATA for its own type.
     entry = cache.get("a.", "A", clock())
-    assert entry is not None and isinstance(entry.result, Negative) and entry.result.nxdomain
-    assert cache.sizes() == (0, 1)
+    assert entry is not None and isinstance(entry.result, Positive)
+    entry = cache.get("a.", "TXT", clock())
+    assert entry is not None and isinstance(entry.result, Negative)
+    assert not entry.result.nxdomain
+    assert cache.sizes() == (1, 2)
+    # Once the address is past its TTL, an NXDOMAIN answers every type again.
+    clock.advance(301)
+    cache.put("a.", "MX", Negative(True, "a.", 30), clock())
+    for rdtype in ("A", "AAAA", "MX"):
+        entry = cache.get("a.", rdtype, clock())
+        assert entry is not None and isinstance(entry.result, Negative)
+        assert entry.result.nxdomain
+
+
+def test_a_negative_never_shadows_fresh_data_of_another_type(clock: FakeClock) -> None:
+    cache = DNSCache(CONFIG, clock)
+    # The NXDOMAIN first, then data of another type: the data answers its type.
+    cache.put("b.", "AAAA", Negative(True, "b.", 300), clock())
+    cache.put("b.", "A", Positive(("192.0.2.2",), "b.", 60), clock())
+    entry = cache.get("b.", "A", clock())
+    assert entry is not None and isinstance(entry.result, Positive)
+    # A and the AAAA NXDOMAIN of one exchange, in that order.
+    cache.put("c.", "A", Positive(("192.0.2.3",), "c.", 60), clock())
+    cache.put("c.", "AAAA", Negative(True, "c.", 300), clock())
+    entry = cache.get("c.", "A", clock())
+    assert entry is not None and isinstance(entry.result, Positive)
+    entry = cache.get("c.", "AAAA", clock())
+    assert entry is not None and isinstance(entry.result, Negative)
+    assert entry.expires == pytest.approx(clock() + 300)

@@ -21,7 +21,7 @@ from safedns._app.cli import main
 from safedns._app.doctor import HostFacts, Probe, default_names, diagnose, format_diagnosis, gather
 from safedns.testing import DNSServer
 
-from .conftest import K8S_SEARCH
+from .conftest import K8S_SEARCH, require_netns
 
 K8S_RESOLV_CONF = """\
 search ns1.svc.cluster.local svc.cluster.local cluster.local
@@ -106,9 +106,10 @@ def test_query_counts_glibc_against_safedns() -> None:
     # service.namespace exists under svc.cluster.local, the second candidate of both.
     assert (costs["my-svc.ns1"].glibc_queries, costs["my-svc.ns1"].safedns_queries) == (4, 4)
     full = costs["kubernetes.default.svc.cluster.local"]
-    # A full cluster name below ndots walks the search list first, in both (issue 8's rule).
-    assert (full.glibc_queries, full.safedns_queries) == (8, 8)
-    assert "write kubernetes.default.svc.cluster.local. to ask once" in full.note
+    # A full cluster name below ndots: glibc walks the search list first, safedns
+    # asks it as-is first (issue 16).
+    assert (full.glibc_queries, full.safedns_queries) == (8, 2)
+    assert "a full cluster name: asked as-is first" in full.note
     assert all(c.glibc_queries_not_found == 8 for c in costs.values())
     assert diagnosis.ok
     messages = " ".join(p["message"] for p in diagnosis.problems)
@@ -332,3 +333,58 @@ def test_doctor_json_in_a_namespace_without_network(etc: Path) -> None:
         names["api.example.com"]["glibc_queries"],
         names["api.example.com"]["safedns_queries"],
     ) == (8, 2)
+
+
+def test_no_ipv6_route_suggests_no_aaaa() -> None:
+    advice = diagnose(facts(ipv6_route=False), ["my-svc"], ANSWERED).advice
+    assert any("no-aaaa" in a for a in advice)
+    for quiet in (
+        facts(ipv6_route=True),
+        facts(ipv6_route=None),
+        facts(
+            ipv6_route=False,
+            config=ResolverConfig(
+                nameservers=["10.96.0.10"], search=K8S_SEARCH, ndots=5, no_aaaa=True
+            ),
+        ),
+    ):
+        assert not any("no-aaaa" in a for a in diagnose(quiet, ["my-svc"], ANSWERED).advice)
+    assert diagnose(facts(ipv6_route=False), [], ANSWERED).as_dict()["ipv6_route"] is False
+
+
+@pytest.mark.netns
+def test_has_ipv6_route_in_namespaces_with_and_without_one() -> None:
+    """The probe, run for real: in a namespace with loopback only there is no IPv6
+    route; with a default route over a veth there is one."""
+    require_netns()
+    name = f"safedns-v6-{os.getpid()}"
+    probe = (
+        f"import sys; sys.path.insert(0, {SRC!r});"
+        " from safedns._doctor import has_ipv6_route; print(has_ipv6_route())"
+    )
+
+    def ip(*args: str) -> None:
+        subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
+
+    def run_probe() -> str:
+        out = subprocess.run(
+            ["ip", "netns", "exec", name, sys.executable, "-c", probe],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        return out.stdout.strip()
+
+    ip("netns", "add", name)
+    try:
+        ip("-n", name, "link", "set", "lo", "up")
+        assert run_probe() == "False"
+        ip("-n", name, "link", "add", "v0", "type", "veth", "peer", "name", "v1")
+        for link in ("v0", "v1"):
+            ip("-n", name, "link", "set", link, "up")
+        ip("-n", name, "-6", "addr", "add", "2001:db8:1::1/64", "dev", "v0", "nodad")
+        ip("-n", name, "-6", "route", "add", "default", "via", "2001:db8:1::2", "dev", "v0")
+        assert run_probe() == "True"
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)

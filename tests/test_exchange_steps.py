@@ -14,6 +14,7 @@ import dns.flags
 import dns.message
 import dns.opcode
 import dns.rcode
+import dns.rdatatype
 import dns.rrset
 import pytest
 
@@ -119,28 +120,33 @@ class Script:
         return command
 
 
-def test_one_server_try_sends_every_question_and_matches_replies() -> None:
+def test_one_server_try_sends_every_question_from_a_socket_of_its_own() -> None:
     observed: list[tuple[str, str, str, str]] = []
     config = CONFIG.replace(nameservers=["127.0.0.1:5301"])
     upstream = Upstream(config, on_query=lambda *a: observed.append(a))
     script = Script(upstream.steps([("a.example.", "A"), ("a.example.", "AAAA")]))
-    command = script.send(None)
-    assert command == Open(2, ("127.0.0.1", 5301))
+    assert script.send(None) == Open(2, ("127.0.0.1", 5301), 0)
     first = script.send(None)
+    assert isinstance(first, Send) and first.index == 0
+    # The AAAA gets a socket of its own (its own random source port), and
+    # goes out before any reply: both travel together, as glibc sends them.
+    assert script.send(None) == Open(2, ("127.0.0.1", 5301), 1)
     second = script.send(None)
-    assert isinstance(first, Send) and isinstance(second, Send)
+    assert isinstance(second, Send) and second.index == 1
     assert [o[1:] for o in observed] == [("a.example.", "A", "udp"), ("a.example.", "AAAA", "udp")]
     receive = script.send(None)
     assert isinstance(receive, Receive)
     # Garbage, and a reply with a foreign ID, are ignored: the loop goes on.
-    assert isinstance(script.send(b"\x00garbage"), Receive)
+    assert isinstance(script.send((0, b"\x00garbage")), Receive)
     foreign = bytearray(_reply_to(first.datagram))
     foreign[0] ^= 0xFF
-    assert isinstance(script.send(bytes(foreign)), Receive)
+    assert isinstance(script.send((0, bytes(foreign))), Receive)
     answer = _reply_to(second.datagram, "a.example. 60 IN AAAA 2001:db8::1")
-    assert isinstance(script.send(answer), Receive)
+    # A reply on the socket of another query is not its reply.
+    assert isinstance(script.send((0, answer)), Receive)
+    assert isinstance(script.send((1, answer)), Receive)
     # The A reply is truncated: TCP is started at once, the UDP loop goes on.
-    tcp = script.send(_reply_to(first.datagram, tc=True))
+    tcp = script.send((0, _reply_to(first.datagram, tc=True)))
     assert isinstance(tcp, StartTcp) and tcp.index == 0 and tcp.host == "127.0.0.1"
     assert tcp.frame[2:] == first.datagram and tcp.timeout == 1.0
     assert observed[-1][1:] == ("a.example.", "A", "tcp")
@@ -153,35 +159,45 @@ def test_one_server_try_sends_every_question_and_matches_replies() -> None:
     assert not isinstance(aaaa, UpstreamFailure)
 
 
+def _open_and_send(script: Script, reply: Any, server: tuple[str, int], count: int) -> list[Send]:
+    """Step through a try's opens and sends (``reply``: the answer to the
+    previous command); the sends, in order."""
+    sends = []
+    for index in range(count):
+        assert script.send(reply if index == 0 else None) == Open(2, server, index)
+        send = script.send(None)
+        assert isinstance(send, Send) and send.index == index
+        sends.append(send)
+    return sends
+
+
 def test_timeout_refusal_and_network_errors_fail_over_and_back_off(clock: FakeClock) -> None:
     config = CONFIG.replace(attempts=2)
     upstream = Upstream(config, clock)
     first, second = ("127.0.0.1", 5301), ("127.0.0.2", 5302)
     script = Script(upstream.steps([("a.example.", "A"), ("b.example.", "A")]))
-    assert script.send(None) == Open(2, first)
-    sends = [script.send(None), script.send(None)]
+    sends = _open_and_send(script, None, first, 2)
     assert isinstance(script.send(None), Receive)
     # One reply is truncated, then the deadline passes (None) for the other.
-    assert isinstance(sends[0], Send)
-    assert isinstance(script.send(_reply_to(sends[0].datagram, tc=True)), StartTcp)
+    assert isinstance(script.send((0, _reply_to(sends[0].datagram, tc=True))), StartTcp)
     assert isinstance(script.send(None), Receive)
     assert isinstance(script.send(None), Finish)
     # The TCP exchange timed out; the server answered (TC), so it is not backed off.
-    assert script.send([(0, TimeoutError("timed out"), 1.0)]) == Open(2, second)
-    assert isinstance(script.send(None), Send)
-    assert isinstance(script.send(None), Send)
+    _open_and_send(script, [(0, TimeoutError("timed out"), 1.0)], second, 2)
     assert isinstance(script.send(None), Receive)
-    # ICMP port unreachable: every question still waiting fails at once.
-    assert isinstance(script.send(ConnectionRefusedError()), Finish)
+    # ICMP port unreachable, on each socket: its question fails at once.
+    assert isinstance(script.send((0, ConnectionRefusedError())), Receive)
+    assert isinstance(script.send((1, ConnectionRefusedError())), Finish)
     # Round 2: the first server cannot even be reached.
-    assert script.send([]) == Open(2, first)
+    assert script.send([]) == Open(2, first, 0)
+    assert script.send(OSError(101, "Network is unreachable")) == Open(2, first, 1)
     assert script.send(OSError(101, "Network is unreachable")) == Finish()
-    assert script.send([]) == Open(2, second)
-    sends = [script.send(None), script.send(None)]
+    sends = _open_and_send(script, [], second, 2)
     assert isinstance(script.send(None), Receive)
-    for send, name in zip(sends, ("a", "b"), strict=True):
-        assert isinstance(send, Send)
-        script.send(_reply_to(send.datagram, f"{name}.example. 60 IN A 192.0.2.1"))
+    for index, name in enumerate(("a", "b")):
+        script.send(
+            (index, _reply_to(sends[index].datagram, f"{name}.example. 60 IN A 192.0.2.1"))
+        )
     assert script.seen[-1] == Finish()
     assert script.send([]) is None
     assert script.result is not None
@@ -192,17 +208,27 @@ def test_timeout_refusal_and_network_errors_fail_over_and_back_off(clock: FakeCl
     assert upstream.server_order() == [first, second]
 
 
-def test_a_network_error_fails_every_pending_question() -> None:
+def test_a_network_error_fails_the_question_of_its_socket() -> None:
     upstream = Upstream(CONFIG.replace(nameservers=["127.0.0.1:5301"]))
     script = Script(upstream.steps([("a.example.", "A"), ("b.example.", "A")]))
-    script.send(None)
-    script.send(None)
-    script.send(None)
+    _open_and_send(script, None, ("127.0.0.1", 5301), 2)
     assert isinstance(script.send(None), Receive)
-    assert isinstance(script.send(OSError(113, "No route to host")), Finish)
+    assert isinstance(script.send((0, OSError(113, "No route to host"))), Receive)
+    assert isinstance(script.send(None), Finish)  # the deadline, for the other
     assert script.send([]) is None
     assert script.result is not None
-    assert [r.reason for r in script.result] == ["network error: No route to host"] * 2
+    assert [r.reason for r in script.result] == ["network error: No route to host", "timed out"]
+
+
+def _truncated(upstream: Upstream) -> Script:
+    """One question sent and answered truncated (TC); the script after that reply."""
+    script = Script(upstream.steps([("a.example.", "A")]))
+    script.send(None)
+    send = script.send(None)
+    assert isinstance(send, Send)
+    script.send(None)
+    script.send((0, _reply_to(send.datagram, tc=True)))
+    return script
 
 
 def test_tcp_failures_are_reported_as_before() -> None:
@@ -214,13 +240,8 @@ def test_tcp_failures_are_reported_as_before() -> None:
         ),
         (ConnectionResetError(104, "Connection reset by peer"), "tcp error: [Errno 104]"),
     ):
-        upstream = Upstream(CONFIG.replace(nameservers=["127.0.0.1:5301"]))
-        script = Script(upstream.steps([("a.example.", "A")]))
-        script.send(None)
-        send = script.send(None)
-        assert isinstance(send, Send)
-        script.send(None)
-        assert isinstance(script.send(_reply_to(send.datagram, tc=True)), StartTcp)
+        script = _truncated(Upstream(CONFIG.replace(nameservers=["127.0.0.1:5301"])))
+        assert isinstance(script.seen[-1], StartTcp)
         assert isinstance(script.send(None), Finish)
         assert script.send([(0, error, 0.5)]) is None
         assert script.result is not None
@@ -237,8 +258,81 @@ def test_servfail_moves_on_to_the_next_server_and_ids_are_fresh() -> None:
         assert isinstance(send, Send)
         ids.append(send.datagram[:2])
         assert isinstance(script.send(None), Receive)
-        assert isinstance(script.send(_reply_to(send.datagram, rcode=2)), Finish)
+        assert isinstance(script.send((0, _reply_to(send.datagram, rcode=2))), Finish)
     assert script.send([]) is None
     assert script.result is not None and script.result[0].reason == "SERVFAIL"
     # Each try has its own random ID (a 1 in 65536 chance of a repeat).
     assert len(ids) == 2
+
+
+def test_every_send_after_a_questions_first_spends_a_budget_token() -> None:
+    # The first send of a question was paid for by the caller (Core.admit);
+    # the retransmissions ask ``spend``, and go out only with a token.
+    asked: list[bool] = []
+    tokens = iter([True])
+
+    def spend() -> bool:
+        asked.append(next(tokens, False))
+        return asked[-1]
+
+    upstream = Upstream(CONFIG.replace(attempts=2), spend=spend)
+    script = Script(upstream.steps([("a.example.", "A")]))
+    servers = [("127.0.0.1", 5301), ("127.0.0.2", 5302)]
+    for reply, server in zip((None, []), servers, strict=True):
+        assert script.send(reply) == Open(2, server)
+        assert isinstance(script.send(None), Send)
+        assert isinstance(script.send(None), Receive)
+        assert isinstance(script.send(None), Finish)  # timed out
+    # Round 2: the budget is empty, so nothing is sent to either server.
+    assert script.send([]) == Finish()
+    assert script.send([]) == Finish()
+    assert script.send([]) is None
+    assert asked == [True, False, False]
+    assert script.result is not None and script.result[0].reason == "timed out"
+    # A TCP retry after truncation is a query too: denied, it is not sent.
+    script = _truncated(
+        Upstream(CONFIG.replace(nameservers=["127.0.0.1:5301"]), spend=lambda: False)
+    )
+    assert isinstance(script.seen[-1], Finish)
+    assert script.send([]) is None
+    assert script.result is not None and script.result[0].reason == "query budget exhausted"
+
+
+def test_single_request_asks_aaaa_once_a_is_answered() -> None:
+    config = CONFIG.replace(nameservers=["127.0.0.1:5301"], single_request=True)
+    script = Script(Upstream(config).steps([("a.example.", "A"), ("a.example.", "AAAA")]))
+    server = ("127.0.0.1", 5301)
+    (send,) = _open_and_send(script, None, server, 1)
+    assert isinstance(script.send(None), Receive)
+    assert isinstance(
+        script.send((0, _reply_to(send.datagram, "a.example. 60 IN A 192.0.2.1"))), Finish
+    )
+    # Only now does the AAAA go out, in an exchange of its own.
+    (send,) = _open_and_send(script, [], server, 1)
+    assert dns.message.from_wire(send.datagram).question[0].rdtype == dns.rdatatype.AAAA
+    assert isinstance(script.send(None), Receive)
+    assert isinstance(script.send(None), Finish)  # no AAAA answer: timed out
+    assert script.send([]) is None
+    assert script.result is not None
+    a, aaaa = script.result
+    assert not isinstance(a, UpstreamFailure) and aaaa.reason == "timed out"
+
+
+def test_use_vc_asks_every_question_over_tcp() -> None:
+    observed: list[tuple[str, str, str, str]] = []
+    config = CONFIG.replace(nameservers=["127.0.0.1:5301"], use_vc=True)
+    upstream = Upstream(config, on_query=lambda *a: observed.append(a))
+    script = Script(upstream.steps([("a.example.", "A"), ("a.example.", "AAAA")]))
+    starts = [script.send(None), script.send(None)]
+    assert [type(c) for c in starts] == [StartTcp, StartTcp]
+    assert isinstance(script.send(None), Finish)
+    assert [o[3] for o in observed] == ["tcp", "tcp"]
+    assert not any(isinstance(c, (Open, Send, Receive)) for c in script.seen)
+    frames = [c.frame for c in starts if isinstance(c, StartTcp)]
+    replies = [
+        (0, _reply_to(frames[0][2:], "a.example. 60 IN A 192.0.2.1"), 0.01),
+        (1, _reply_to(frames[1][2:], "a.example. 60 IN AAAA 2001:db8::1"), 0.01),
+    ]
+    assert script.send(replies) is None
+    assert script.result is not None
+    assert not any(isinstance(r, UpstreamFailure) for r in script.result)

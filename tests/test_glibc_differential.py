@@ -565,3 +565,43 @@ def test_helper_sees_namespace_config(env: Env) -> None:
         )
     finally:
         h.close()
+
+
+_NO_AAAA_SCRIPT = """
+import json, socket, sys
+import safedns
+out = []
+for call in json.load(sys.stdin):
+    row = []
+    for lookup in (socket.getaddrinfo, safedns.getaddrinfo):
+        try:
+            row.append(sorted(json.dumps([list(r[:4]), list(r[4])]) for r in lookup(*call)))
+        except socket.gaierror as exc:
+            row.append(["gaierror", exc.errno])
+    out.append(row)
+print(json.dumps(out))
+"""
+
+
+def test_no_aaaa_answers_as_glibc_does() -> None:
+    """glibc 2.36's ``options no-aaaa`` (read by safedns too): the same results as
+    glibc's getaddrinfo for every family, and no AAAA query reaches the server."""
+    _require()
+    records = {"dual.test": ["192.0.2.1", "2001:db8::1"], "v6only.test": ["2001:db8::2"]}
+    calls = [
+        ["dual.test", 80, 0, S.SOCK_STREAM],
+        ["dual.test", 80, S.AF_INET, S.SOCK_STREAM],
+        ["dual.test", 80, S.AF_INET6, S.SOCK_STREAM],
+        ["dual.test", 80, S.AF_INET6, S.SOCK_STREAM, 0, S.AI_V4MAPPED],
+        ["v6only.test", 80, 0, S.SOCK_STREAM],
+        ["v6only.test", 80, S.AF_INET6, S.SOCK_STREAM],
+    ]
+    with GlibcNamespace(records, search=(), ndots=1, options=["no-aaaa"]) as ns:
+        proc = ns.run_python(_NO_AAAA_SCRIPT, input=json.dumps(calls))
+        assert proc.returncode == 0, proc.stderr
+        results = json.loads(proc.stdout)
+        queried = {qtype for _, qtype in ns.dnsmasq.queries()}
+    for call, (glibc, ours) in zip(calls, results, strict=True):
+        assert ours == glibc, call
+    assert results[0][0] and not any("2001:db8" in row for row in results[0][0])
+    assert "AAAA" not in queried and "A" in queried

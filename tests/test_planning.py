@@ -55,12 +55,15 @@ PLAN_CASES = [
     (K8S, "api.example.com.", ["api.example.com."]),
     (K8S, "my-svc", [*k8s("my-svc"), "my-svc."]),
     (K8S, "my-svc.ns1", [*k8s("my-svc.ns1"), "my-svc.ns1."]),
-    # under the cluster domain: glibc's order, no candidate dropped
+    # a cluster name (five labels or more under the cluster domain): as-is
+    # first, then the search list, no candidate dropped
     (
         K8S,
         "my-svc.ns1.svc.cluster.local",
-        [*k8s("my-svc.ns1.svc.cluster.local"), "my-svc.ns1.svc.cluster.local."],
+        ["my-svc.ns1.svc.cluster.local.", *k8s("my-svc.ns1.svc.cluster.local")],
     ),
+    # under the cluster domain with fewer labels: glibc's order
+    (K8S, "x.y.cluster.local", [*k8s("x.y.cluster.local"), "x.y.cluster.local."]),
     (K8S, "cluster.local", [*k8s("cluster.local"), "cluster.local."]),
     (K8S, "API.Example.COM", ["api.example.com.", *k8s("api.example.com")]),
     (K8S, b"api.example.com", ["api.example.com.", *k8s("api.example.com")]),
@@ -97,10 +100,34 @@ def test_plan(config: Cfg, name: str | bytes, expected: list[str]) -> None:
 def test_plan_explicit_cluster_domain() -> None:
     config = Cfg(search=("corp.example",), ndots=5, cluster_domain="k8s.internal")
     assert plan("web.default.svc.k8s.internal", config) == [
-        "web.default.svc.k8s.internal.corp.example.",
         "web.default.svc.k8s.internal.",
+        "web.default.svc.k8s.internal.corp.example.",
+    ]
+    assert plan("web.svc.k8s.internal", config) == [
+        "web.svc.k8s.internal.corp.example.",
+        "web.svc.k8s.internal.",
     ]
     assert plan("web", config) == ["web.corp.example.", "web."]
+
+
+def test_cluster_names_are_asked_as_is_first() -> None:
+    """Issue 16: a name of five labels or more under the cluster domain is asked
+    as-is first, then the search list, nothing dropped; api.prod and my-svc keep
+    glibc's order."""
+    for name in (
+        "web.ns2.svc.cluster.local",
+        "web-0.nginx.ns2.svc.cluster.local",
+        "_http._tcp.web.ns2.svc.cluster.local",
+    ):
+        planned = plan(name, K8S)
+        assert planned == [f"{name}.", *k8s(name)]
+        assert len(planned) == 4 and sorted(planned) == sorted(glibc_order(name, K8S))
+    assert plan("api.prod", K8S)[0] == "api.prod.ns1.svc.cluster.local."
+    assert plan("api.prod", K8S) == glibc_order("api.prod", K8S)
+    assert plan("my-svc", K8S) == glibc_order("my-svc", K8S)
+    # external_first=False: glibc's exact order here too.
+    off = replace(K8S, external_first=False)
+    assert plan("web.ns2.svc.cluster.local", off) == glibc_order("web.ns2.svc.cluster.local", off)
 
 
 def test_plan_no_search_list() -> None:
@@ -372,8 +399,8 @@ def external_order(name: str, config: Cfg) -> list[str]:
         "a.b.c.d.ns1",
         "x.svc",
         "a.b.c.svc",
-        # under the cluster domain
-        "my-svc.ns1.svc.cluster.local",
+        # under the cluster domain, with fewer than five labels
+        "x.y.cluster.local",
         "cluster.local",
         # not an IANA TLD, or one label
         "my-svc.internal",
@@ -649,13 +676,25 @@ def clearly_external(name: str, config: Cfg) -> bool:
     return not (rule_a or rule_b or rule_c or rule_d)
 
 
+def cluster_name(name: str, config: Cfg) -> bool:
+    """The documented cluster rule: five labels or more under the cluster domain."""
+    cluster = config.cluster_domain or cluster_domain_of(config.search)
+    return (
+        config.external_first
+        and cluster is not None
+        and len(name.split(".")) >= 5
+        and name.endswith(f".{cluster}")
+    )
+
+
 @settings(max_examples=400, deadline=None)
 @given(name=pod_names(), config=pod_configs())
 def test_plan_follows_the_documented_rule(name: str, config: Cfg) -> None:
     planned = plan(name, config)
     external = clearly_external(name, config)
     assert is_external(name, config) is external
-    assert planned == (external_order(name, config) if external else glibc_order(name, config))
+    first = external or cluster_name(name, config)
+    assert planned == (external_order(name, config) if first else glibc_order(name, config))
 
 
 @settings(max_examples=300, deadline=None)
@@ -670,7 +709,8 @@ def test_plan_is_a_permutation_of_glibc_and_equals_it_when_switched_off(
     if not external_first:
         assert planned == expected
     elif not name.endswith("."):
-        assert planned == (external_order(name, config) if is_external(name, config) else expected)
+        first = is_external(name, config) or cluster_name(name, config)
+        assert planned == (external_order(name, config) if first else expected)
 
 
 @settings(max_examples=200, deadline=None)

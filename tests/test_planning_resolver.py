@@ -106,23 +106,28 @@ def test_a_missing_service_namespace_asks_the_absolute_name_last(twins: DNSServe
     ]
 
 
-def test_a_name_under_the_cluster_domain_keeps_glibc_order(twins: DNSServer) -> None:
-    # No candidate is dropped any more: glibc asks the search list first (4 dots < 5).
+def test_a_cluster_name_is_asked_as_is_first(twins: DNSServer) -> None:
+    # Five labels under the cluster domain: none of its search candidates can
+    # be answered by CoreDNS, so the name itself goes first (issue 16).
     with Resolver(k8s_config(twins)) as resolver:
         answer = resolver.resolve("my-svc.ns1.svc.cluster.local")
         assert answer.addresses == ["10.0.0.5"]
-        assert asked(twins) == [
-            "my-svc.ns1.svc.cluster.local.ns1.svc.cluster.local.",
-            "my-svc.ns1.svc.cluster.local.svc.cluster.local.",
-            "my-svc.ns1.svc.cluster.local.cluster.local.",
-            "my-svc.ns1.svc.cluster.local.",
-        ]
+        assert asked(twins) == ["my-svc.ns1.svc.cluster.local."]
         twins.clear()
-        for _ in range(20):  # the walk, negative answers included, is cached
+        for _ in range(20):  # the walk is cached
             assert resolver.resolve("my-svc.ns1.svc.cluster.local").addresses == ["10.0.0.5"]
         assert twins.queries == []
         assert resolver.resolve("my-svc.ns1.svc.cluster.local.").addresses == ["10.0.0.5"]
-    assert twins.queries == []  # the trailing-dot form hits the same cache entry
+        assert twins.queries == []  # the trailing-dot form hits the same cache entry
+        # A missing one still walks every candidate, the name itself first.
+        with pytest.raises(NameNotFound):
+            resolver.resolve("gone.ns1.svc.cluster.local")
+    assert asked(twins) == [
+        "gone.ns1.svc.cluster.local.",
+        "gone.ns1.svc.cluster.local.ns1.svc.cluster.local.",
+        "gone.ns1.svc.cluster.local.svc.cluster.local.",
+        "gone.ns1.svc.cluster.local.cluster.local.",
+    ]
 
 
 def test_async_resolver_follows_the_same_rule(twins: DNSServer) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 import weakref
 from collections.abc import AsyncGenerator, Callable, Coroutine, Generator, Iterator
@@ -96,13 +97,21 @@ class AsyncResolver:
         """Sockets, flights, tasks: what a forked child must not inherit."""
         observe = self._core.observer(self._on_query)
         self._upstream = AsyncUpstream(
-            self.config, self._clock, on_query=observe, metrics=self._core.upstream_metrics
+            self.config,
+            self._clock,
+            on_query=observe,
+            metrics=self._core.upstream_metrics,
+            spend=self._core.spend_again,
         )
         # Flights are futures of one event loop: one table per loop.
         self._flights: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Flights] = (
             weakref.WeakKeyDictionary()
         )
+        #: The resolver's tasks on every loop. Loops on other threads add and
+        #: discard theirs at any time: touched and copied under ``_tasks_lock``
+        #: only (as are the per-loop tables below, which ``_watch`` walks).
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks_lock = threading.Lock()
         #: Lookups without options under way, per loop, by kind and arguments.
         self._lookups: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, SharedTasks[tuple[object, ...], Any]
@@ -193,15 +202,26 @@ class AsyncResolver:
         ``loop.shutdown_asyncgens()``), so none outlives its loop."""
         self._closed = True
         loop = asyncio.get_running_loop()
-        for task in self._tasks:
-            if task.get_loop() is not loop:
+        for task in self._task_list():
+            other = task.get_loop()
+            if other is not loop:
+                # Another thread's loop: a task is cancelled on its own thread.
                 with contextlib.suppress(RuntimeError):  # its loop is closed
-                    task.cancel()
+                    other.call_soon_threadsafe(task.cancel)
         await self._stop_tasks(loop)
+
+    def _task_list(self) -> list[asyncio.Task[Any]]:
+        """A copy of the resolver's tasks, taken while no other thread changes them."""
+        with self._tasks_lock:
+            return list(self._tasks)
+
+    def _forget_task(self, task: asyncio.Task[Any]) -> None:
+        with self._tasks_lock:
+            self._tasks.discard(task)
 
     async def _stop_tasks(self, loop: asyncio.AbstractEventLoop) -> None:
         """Cancel this resolver's tasks on ``loop`` (the running one) and wait for them."""
-        while tasks := [t for t in self._tasks if t.get_loop() is loop and not t.done()]:
+        while tasks := [t for t in self._task_list() if t.get_loop() is loop and not t.done()]:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -279,16 +299,18 @@ class AsyncResolver:
         awaits the tasks (a refresh under way, a shared query), which close
         their sockets. Tasks left on loops closed without that shutdown are
         let go (not kept alive by this resolver)."""
-        if loop in self._watchers:
-            return
-        for task in [t for t in self._tasks if t.get_loop().is_closed()]:
-            self._tasks.discard(task)
-        for closed in [other for other in self._watchers if other.is_closed()]:
-            del self._watchers[closed]  # it refers to its loop: let the loop go
+        with self._tasks_lock:
+            if loop in self._watchers:
+                return
+            for task in [t for t in self._tasks if t.get_loop().is_closed()]:
+                self._tasks.discard(task)
+            for closed in [other for other in list(self._watchers) if other.is_closed()]:
+                self._watchers.pop(closed, None)  # it refers to its loop: let the loop go
         watcher = _until_shutdown(weakref.ref(self))
         with contextlib.suppress(StopIteration):
             watcher.asend(None).send(None)
-        self._watchers[loop] = watcher
+        with self._tasks_lock:
+            self._watchers[loop] = watcher
 
     async def _ask(self, ask: Ask) -> list[Outcome]:
         core = self._core
@@ -352,8 +374,9 @@ class AsyncResolver:
 
     def _spawn(self, coro: Coroutine[object, object, T]) -> asyncio.Task[T]:
         task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        with self._tasks_lock:
+            self._tasks.add(task)
+        task.add_done_callback(self._forget_task)
         return task
 
 
@@ -366,7 +389,8 @@ async def _until_shutdown(ref: weakref.ref[AsyncResolver]) -> AsyncGenerator[Non
         resolver = ref()
         if resolver is not None:
             loop = asyncio.get_running_loop()
-            resolver._watchers.pop(loop, None)
+            with resolver._tasks_lock:
+                resolver._watchers.pop(loop, None)
             await resolver._stop_tasks(loop)
 
 

@@ -9,9 +9,13 @@ those that expired or were replaced): ``evictions()``.
 
 Keys are ``(absolute name, type)``. Positive answers and NODATA live under
 their type; NXDOMAIN lives under ``(name, NXDOMAIN_KEY)`` and answers every
-type of that name (RFC 2308 §5). Negative entries have their own capacity
-(``max_negative_entries``), so a flood of random missing names can neither grow
-memory without bound nor evict the names the application uses.
+type of that name (RFC 2308 §5), except where it contradicts data: a negative
+answer never removes or shadows data of another type that is still within
+its TTL (``get`` prefers such data; an NXDOMAIN that arrives beside fresh
+addresses of the name is kept as NODATA for its own type only). Negative
+entries have their own capacity (``max_negative_entries``), so a flood of
+random missing names can neither grow memory without bound nor evict the
+names the application uses.
 
 An entry is *fresh* while ``now < expires``, *stale* (kept for RFC 8767
 serve-stale) while ``now < expires + stale_ttl``, and gone after that.
@@ -27,7 +31,7 @@ from typing import Any
 from cachetools import LRUCache
 
 from safedns._config import ResolverConfig
-from safedns._records import Positive, Result
+from safedns._records import Negative, Positive, Result
 
 __all__ = ["NXDOMAIN_KEY", "DNSCache", "Entry", "bounded_put", "entry_ttl"]
 
@@ -117,14 +121,16 @@ class DNSCache:
                     continue
                 if now >= entry.expires + stale_ttl:  # past serving even stale
                     del store[key]
+                elif store is self._positive and now < entry.expires:
+                    return entry  # data within its TTL: no negative shadows it
                 else:
                     found.append(entry)
         if not found:
             return None
         if len(found) == 1:
             return found[0]
-        # Only an NXDOMAIN beside data of a rarely asked type can overlap
-        # (``put`` keeps the rest apart): prefer fresh, then the later expiry.
+        # Stale data beside a negative, or an NXDOMAIN beside a NODATA: prefer
+        # fresh, then the later expiry.
         return max(found, key=lambda e: (now < e.expires, e.expires))
 
     def put(self, name: str, rdtype: str, result: Result, now: float) -> Entry | None:
@@ -145,11 +151,32 @@ class DNSCache:
                     negative[(name, rdtype)] = entry
                     positive.pop((name, rdtype), None)
             else:
-                negative[(name, NXDOMAIN_KEY)] = entry
-                for key in {(name, rdtype), (name, "A"), (name, "AAAA")}:
-                    positive.pop(key, None)
-                    negative.pop(key, None)
+                positive.pop((name, rdtype), None)
+                negative.pop((name, rdtype), None)
+                if self._has_fresh_addresses(name, rdtype, now):
+                    # The name has data still within its TTL (A beside an
+                    # NXDOMAIN for AAAA from a broken middlebox): the data
+                    # wins, and this answer is kept as NODATA for its own
+                    # type only.
+                    assert isinstance(result, Negative)
+                    nodata = Negative(False, result.canonical_name, result.soa_ttl)
+                    entry = Entry(nodata, entry.expires, entry.refresh_at)
+                    negative[(name, rdtype)] = entry
+                else:
+                    negative[(name, NXDOMAIN_KEY)] = entry
+                    for key in {(name, "A"), (name, "AAAA")}:
+                        positive.pop(key, None)  # stale only: past their TTL
+                        negative.pop(key, None)
         return entry
+
+    def _has_fresh_addresses(self, name: str, rdtype: str, now: float) -> bool:
+        """True when an address type of ``name`` other than ``rdtype`` has data
+        within its TTL. Lock held."""
+        for other in ("A", "AAAA"):
+            entry = self._positive.get((name, other)) if other != rdtype else None
+            if entry is not None and now < entry.expires:
+                return True
+        return False
 
     def remove(self, name: str, rdtype: str | None = None) -> None:
         """Forget one question, or every type of ``name`` when rdtype is None."""

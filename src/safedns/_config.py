@@ -285,6 +285,14 @@ class ResolverConfig:
     attempts: int = 2
     #: Start each query at the next server (round robin) instead of the first.
     rotate: bool = False
+    #: glibc's ``single-request``: send A first and AAAA only after A's answer,
+    #: instead of both at once (each on its own socket either way).
+    single_request: bool = False
+    #: glibc's ``use-vc``: every query over TCP, none over UDP.
+    use_vc: bool = False
+    #: glibc's ``no-aaaa``: no AAAA query at all; address lookups return IPv4
+    #: only, and asking for AAAA answers "no data" without a query.
+    no_aaaa: bool = False
     #: Cluster DNS domain such as ``"cluster.local"``; None = derive it from the
     #: search list (done by the resolver, not here).
     cluster_domain: str | None = None
@@ -346,6 +354,9 @@ class ResolverConfig:
             timeout: float = ...,
             attempts: int = ...,
             rotate: bool = ...,
+            single_request: bool = ...,
+            use_vc: bool = ...,
+            no_aaaa: bool = ...,
             cluster_domain: str | None = ...,
             internal_suffixes: Iterable[str] = ...,
             external_tlds: Iterable[str] = ...,
@@ -398,7 +409,8 @@ class ResolverConfig:
         set_("ndots", _check_int("ndots", self.ndots, 0, _RES_MAXNDOTS))
         set_("timeout", _check_number("timeout", self.timeout, positive=True))
         set_("attempts", _check_int("attempts", self.attempts, 1))
-        set_("rotate", _check_bool("rotate", self.rotate))
+        for flag in ("rotate", "single_request", "use_vc", "no_aaaa"):
+            set_(flag, _check_bool(flag, getattr(self, flag)))
         set_("max_entries", _check_int("max_entries", self.max_entries, 1))
         set_(
             "max_negative_entries",
@@ -566,6 +578,9 @@ class _GlibcSettings(TypedDict):
     timeout: float
     attempts: int
     rotate: bool
+    single_request: bool
+    use_vc: bool
+    no_aaaa: bool
 
 
 @dataclass
@@ -578,6 +593,9 @@ class _GlibcState:
     retrans: int = _RES_TIMEOUT
     retry: int = _RES_DFLRETRY
     rotate: bool = False
+    single_request: bool = False  # RES_SNGLKUP
+    use_vc: bool = False  # RES_USEVC
+    no_aaaa: bool = False  # RES_NOAAAA
 
 
 def _atoi(text: str) -> int:
@@ -640,6 +658,23 @@ def _glibc_nameserver(token: str) -> str | None:
     return f"{address}%{zone}" if zone else str(address)
 
 
+#: glibc 2.36's ``res_setoptions`` flag table (``resolv/res_init.c``), in its
+#: order: each option and the ``_GlibcState`` field it sets ("" = accepted,
+#: nothing to set here).
+_FLAG_OPTIONS = (
+    ("rotate", "rotate"),
+    ("edns0", ""),
+    ("single-request-reopen", ""),
+    ("single-request", "single_request"),
+    ("no_tld_query", ""),
+    ("no-tld-query", ""),
+    ("no-reload", ""),
+    ("use-vc", "use_vc"),
+    ("trust-ad", ""),
+    ("no-aaaa", "no_aaaa"),
+)
+
+
 def _res_setoptions(state: _GlibcState, options: str) -> None:
     """glibc ``res_setoptions``: apply an ``options`` line or ``RES_OPTIONS``."""
     pos, end = 0, len(options)
@@ -656,8 +691,15 @@ def _res_setoptions(state: _GlibcState, options: str) -> None:
         elif options.startswith("attempts:", pos):
             value = _atoi(options[pos + 9 :])
             state.retry = min(value, _RES_MAXRETRY)
-        elif options.startswith("rotate", pos):  # strncmp: a prefix match, as in glibc
-            state.rotate = True
+        else:
+            # glibc's table, in its order; strncmp: each a prefix match. So
+            # "single-request-reopen" never reaches "single-request" (it is
+            # RES_SNGLKUPREOP, which a socket per query already provides).
+            for option, flag in _FLAG_OPTIONS:
+                if options.startswith(option, pos):
+                    if flag:
+                        setattr(state, flag, True)
+                    break
         while pos < end and options[pos] not in " \t":
             pos += 1
 
@@ -750,4 +792,7 @@ def _parse_resolv_conf(
         # glibc sends nothing with retry <= 0; we need at least one attempt.
         attempts=max(state.retry, 1),
         rotate=state.rotate,
+        single_request=state.single_request,
+        use_vc=state.use_vc,
+        no_aaaa=state.no_aaaa,
     )

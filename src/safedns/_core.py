@@ -29,7 +29,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import socket
-from collections.abc import Awaitable, Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeAlias, TypeVar
 
@@ -40,6 +40,7 @@ from safedns._budget import TokenBucket
 from safedns._bypasses import count as count_bypasses
 from safedns._cache import DNSCache, Entry, bounded_put
 from safedns._config import ResolverConfig
+from safedns._drive import drive, drive_async
 from safedns._exceptions import NameNotFound
 from safedns._health import HealthLog
 from safedns._metrics import UpstreamMetrics
@@ -77,7 +78,6 @@ __all__ = [
 ]
 
 F = TypeVar("F", bound=Flight[Any])
-T = TypeVar("T")
 #: Called for every query sent: (server "host:port", qname, rdtype, "udp"|"tcp").
 QueryObserver = Callable[[str, str, str, str], None]
 #: A host name as callers give it (``str``, IDNA-encoded; ``bytes``, ASCII).
@@ -363,6 +363,19 @@ class Core:
             raise NameNotFound(self._display(name), "/".join(rdtypes), nxdomain=False)
         return answers
 
+    def no_aaaa(self, name: str | bytes, rdtypes: tuple[str, ...]) -> tuple[str, ...]:
+        """The types a lookup asks upstream: under ``no_aaaa`` (glibc's
+        ``options no-aaaa``) never AAAA, and a lookup left with no type
+        answers "no data" (``NameNotFound``, not NXDOMAIN) without a query,
+        as glibc's stub resolver does under it."""
+        if not self.config.no_aaaa or "AAAA" not in rdtypes:
+            return rdtypes
+        kept = tuple(t for t in rdtypes if t != "AAAA")
+        if not kept:
+            encode_name(name)  # InvalidName first, for a name DNS cannot carry
+            raise NameNotFound(self._display(name), "/".join(rdtypes), nxdomain=False)
+        return kept
+
     @staticmethod
     def _display(name: str | bytes) -> str:
         return name.decode("ascii", "replace") if isinstance(name, bytes) else name
@@ -391,6 +404,18 @@ class Core:
         else:
             self.health.budget_ok()
         return delay
+
+    def spend_again(self) -> bool:
+        """One budget token for a send beyond a question's first (a
+        retransmission, a TCP retry after truncation), which the exchange
+        asks for as it goes: never waits; False (counted in
+        ``budget_denied``) when the bucket is empty, and the query is not
+        sent. So every datagram and TCP query upstream sees is paid for."""
+        if self.budget.try_acquire(self.clock()):
+            return True
+        self.counters.budget_denied.inc()
+        self.health.budget_denied()
+        return False
 
     def budget_wait(self, stale: Entry | None, remaining: float) -> float:
         """How long a question may wait for a budget token: not at all when
@@ -590,6 +615,8 @@ class Core:
         """The longest a follower waits for a leader's exchange."""
         config = self.config
         exchange = config.timeout * config.attempts * (len(config.nameservers) + 1)
+        if config.single_request:  # A's exchange, then AAAA's
+            exchange *= 2
         return exchange + config.budget_wait + 1.0
 
     # -- the walk --------------------------------------------------------------
@@ -699,6 +726,7 @@ class Core:
         special = self.special_answers(name, (text,))
         if special is not None:
             return special[0]
+        self.no_aaaa(name, (text,))
         walk = yield from self.walk(name, (text,), started, _seconds(timeout))
         return self.remember(name, text, walk)
 
@@ -729,6 +757,7 @@ class Core:
             special = self.special_answers(name, rdtypes)
             if special is not None:
                 return special
+        rdtypes = self.no_aaaa(name, rdtypes)
         walk = yield from self.walk(name, rdtypes, started, _seconds(timeout))
         return self.remember_addresses(name, family, walk)
 
@@ -736,34 +765,6 @@ class Core:
 def _seconds(timeout: object) -> float | None:
     assert timeout is None or isinstance(timeout, float)  # checked by call_options
     return timeout
-
-
-def drive(steps: Generator[Any, Any, T], perform: Callable[[Any], Any]) -> T:
-    """Run a sans-I/O generator to its end with blocking I/O: every command
-    it yields goes to ``perform``, whose result is sent back; its return
-    value is returned."""
-    reply = None
-    while True:
-        try:
-            command = steps.send(reply)
-        except StopIteration as done:
-            result: T = done.value
-            return result
-        reply = perform(command)
-
-
-async def drive_async(
-    steps: Generator[Any, Any, T], perform: Callable[[Any], Awaitable[Any]], first: Any = None
-) -> T:
-    """``drive`` for asyncio: each command's result is awaited. ``first``: the
-    generator's first command, when the caller already took it."""
-    try:
-        command = next(steps) if first is None else first
-        while True:
-            command = steps.send(await perform(command))
-    except StopIteration as done:
-        result: T = done.value
-        return result
 
 
 def _is_address(name: object) -> bool:

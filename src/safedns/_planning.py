@@ -5,7 +5,10 @@ queries. The order is glibc's ``res_search`` (the search list first when the
 name has fewer than ``ndots`` dots, the name as-is first otherwise), with one
 saving: a name that is *clearly external* is asked as-is first even when it
 has fewer than ``ndots`` dots, which avoids the Kubernetes ``ndots:5`` query
-storm. A trailing dot means "exactly this name".
+storm; and so is a fully qualified cluster name (five labels or more under
+the cluster domain, ``web.ns2.svc.cluster.local``), none of whose search
+candidates CoreDNS can answer (docs/planning.md). A trailing dot means
+"exactly this name".
 
 A name is clearly external only when none of these holds (docs/planning.md):
 
@@ -295,6 +298,24 @@ def _external(name: str, dots: int, prepared: _Prepared) -> bool:
     )  # rule a: under an internal suffix
 
 
+#: A name under the cluster domain with at least this many labels is asked
+#: as-is first: every search candidate built from it has at least this many
+#: labels in front of ``svc.<zone>``, and CoreDNS's kubernetes plugin answers
+#: at most four there (``_port._proto.service.namespace``); the rest is NXDOMAIN.
+CLUSTER_NAME_LABELS = 5
+
+
+def _cluster_name(name: str, dots: int, prepared: _Prepared) -> bool:
+    """Whether ``name`` (encoded, no trailing dot, ``dots`` dots) is a fully
+    qualified cluster name, asked as-is first (unless ``external_first`` is off)."""
+    return (
+        prepared.external_first
+        and dots >= CLUSTER_NAME_LABELS - 1
+        and prepared.cluster is not None
+        and name.endswith(prepared.cluster_suffix)
+    )
+
+
 def is_external(name: str, config: PlanConfig) -> bool:
     """Whether ``plan`` asks an encoded name as-is first whatever ``ndots``.
 
@@ -311,8 +332,9 @@ def plan(name: str | bytes, config: PlanConfig) -> list[str]:
     """The absolute names (lower case, trailing dot) to query, in order.
 
     glibc's ``res_search`` order, except that a clearly external name (see
-    ``is_external``) is asked as-is first although it has fewer than
-    ``ndots`` dots. With a pod's search list and ``ndots:5``:
+    ``is_external``), and a name of five labels or more under the cluster
+    domain, are asked as-is first although they have fewer than ``ndots``
+    dots. With a pod's search list and ``ndots:5``:
 
     >>> from safedns import ResolverConfig
     >>> k8s = ResolverConfig(
@@ -330,8 +352,10 @@ def plan(name: str | bytes, config: PlanConfig) -> list[str]:
     'www.bbc.co.uk.'
     >>> plan("bbc.co.uk", k8s)[0]  # two dots, uk not in external_tlds: glibc's order
     'bbc.co.uk.ns1.svc.cluster.local.'
-    >>> plan("my-svc.ns1.svc.cluster.local", k8s)[-1]  # in the cluster: glibc's order
-    'my-svc.ns1.svc.cluster.local.'
+    >>> plan("my-svc.ns2.svc.cluster.local", k8s)[0]  # a cluster name: as-is first
+    'my-svc.ns2.svc.cluster.local.'
+    >>> plan("x.y.cluster.local", k8s)[-1]  # 4 labels under the cluster: glibc's order
+    'x.y.cluster.local.'
     >>> plan("web-0.nginx.ns1.example.net", k8s)[0]  # 4 dots, IANA TLD: external
     'web-0.nginx.ns1.example.net.'
     >>> plan("api.example.com", k8s.replace(external_first=False))[0]  # glibc's order
@@ -354,7 +378,11 @@ def plan(name: str | bytes, config: PlanConfig) -> list[str]:
         for suffix, _ in itertools.takewhile(lambda s: s[1] <= room, prepared.suffixes)
     ]
     dots = encoded.count(".")
-    if dots >= prepared.ndots or _external(encoded, dots, prepared):
+    if (
+        dots >= prepared.ndots
+        or _external(encoded, dots, prepared)
+        or _cluster_name(encoded, dots, prepared)
+    ):
         searched.insert(0, absolute)
     else:
         searched.append(absolute)

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from socket import AF_UNSPEC
+from typing import Any
 
 from safedns._cache import Entry
 from safedns._config import ResolverConfig
@@ -57,6 +58,9 @@ class Resolver:
         #: Count one lookup that waited for an identical one in front of this
         #: resolver (the drop-in's): a lookup and coalesced in ``stats()``.
         self.count_joined: Callable[[], object] = counters.joined.inc
+        #: The drop-in's finished-results cache for ``async_getaddrinfo(...,
+        #: resolver=self)``, made there on first use (as ``AsyncResolver.dropin``).
+        self.dropin: Any = None
         self._init_runtime()
         reset_in_child(self, Resolver._after_fork)
 
@@ -65,7 +69,11 @@ class Resolver:
         self._flights: Flights[Key, ThreadFlight[Entry]] = Flights(ThreadFlight)
         observe = self._core.observer(self._on_query)
         self._upstream = Upstream(
-            self.config, self._clock, on_query=observe, metrics=self._core.upstream_metrics
+            self.config,
+            self._clock,
+            on_query=observe,
+            metrics=self._core.upstream_metrics,
+            spend=self._core.spend_again,
         )
         self._executor: ThreadPoolExecutor | None = None
         self._executor_lock = threading.Lock()

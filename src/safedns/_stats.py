@@ -45,7 +45,8 @@ class Stats:
     - ``budget_waits``: questions that waited for a budget token (and then
       went upstream); ``budget_denied``: questions the budget refused (their
       wait would have been longer than ``budget_wait``, or stale data was
-      served instead).
+      served instead), and retransmissions or TCP retries not sent for want
+      of a token.
     - ``entries`` / ``negative_entries``: what the cache holds now;
       ``evictions`` / ``negative_evictions``: entries dropped to make room
       (least recently used first; expiry and replacement are not counted).

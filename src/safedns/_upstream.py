@@ -2,17 +2,28 @@
 shells that perform its I/O, ``Upstream`` (sockets) and ``AsyncUpstream``
 (asyncio).
 
-``_Servers.steps`` decides every move of an exchange, and ``Exchange`` holds
-its questions and validates every reply: every question of a batch goes out
-at once over one connected UDP socket per nameserver try (so A and AAAA
-travel together, as glibc sends them); a truncated answer is asked again
-over TCP with its own timeout (the shells run it after the UDP receive loop,
-or beside it, never on the UDP deadline); the nameservers are walked in
-order (or rotated) for ``attempts`` rounds; the result is one response or
-one ``UpstreamFailure`` per question. A reply is accepted only if it comes
-from the server asked (the socket is connected), carries the query's ID and
-echoes its question (checked on the wire by ``Query.answered_by`` before
-dnspython parses it); anything else, garbage included, is ignored.
+``_Servers.steps`` decides every move of an exchange, and ``Exchange``
+(``_exchange.py``) holds its questions and validates every reply: every
+question of a batch goes out at once, each over a connected UDP socket of its
+own per nameserver try (so A and AAAA travel together, as glibc sends them,
+but from two random source ports: two queries from one port are what the Linux
+conntrack insertion race drops, kubernetes/kubernetes#56903); a truncated
+answer is asked again over TCP with its own timeout (the shells run it after
+the UDP receive loop, or beside it, never on the UDP deadline); the
+nameservers are walked in order (or rotated) for ``attempts`` rounds; the
+result is one response or one ``UpstreamFailure`` per question. A reply is
+accepted only if it comes from the server asked (the socket is connected), on
+the socket of the query it answers, carries the query's ID and echoes its
+question (checked on the wire by ``Query.answered_by`` before dnspython parses
+it); anything else, garbage included, is ignored.
+
+glibc's options change the moves: ``single_request`` asks the questions one
+after another (AAAA once A's exchange is over), ``use_vc`` asks every one
+over TCP. Each question's first send is paid for by the caller (the
+resolver's query budget, ``Core.admit``); every later one, a retransmission
+or a TCP retry after truncation, spends a token of its own through
+``spend`` (a question the budget denies is not sent again), so upstream
+never sees more than the budget allows.
 
 The generator yields ``Open``, ``Send``, ``Receive``, ``StartTcp`` and
 ``Finish`` commands and takes what came of each; the shells do nothing
@@ -29,272 +40,49 @@ backoffs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
-import os
+import math
+import select
 import socket
-import struct
 import threading
 import time
 from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass
 from typing import Any
-
-import dns.flags
-import dns.message
-import dns.rcode
 
 from safedns._config import ResolverConfig
 from safedns._core import QueryObserver, drive
-from safedns._metrics import MALFORMED, NETWORK_ERROR, TIMEOUT, TRUNCATED, UpstreamMetrics
-from safedns._records import UpstreamFailure
-from safedns._wire import Query, WireReply, read_reply
+from safedns._exchange import (
+    BUDGET_SPENT,
+    Command,
+    Exchange,
+    Finish,
+    Open,
+    Receive,
+    Response,
+    Send,
+    Server,
+    StartTcp,
+    TcpDone,
+    TcpResult,
+    server_text,
+)
+from safedns._metrics import UpstreamMetrics
 
-__all__ = ["AsyncUpstream", "Exchange", "QueryObserver", "Upstream"]
+__all__ = [
+    "AsyncUpstream",
+    "Command",
+    "Exchange",
+    "Finish",
+    "Open",
+    "QueryObserver",
+    "Receive",
+    "Send",
+    "StartTcp",
+    "Upstream",
+]
 
-Server = tuple[str, int]
-#: A reply as dnspython parsed it, or as ``read_reply`` read it.
-Reply = dns.message.Message | WireReply
-Response = Reply | UpstreamFailure
-
-_ANSWERS = (dns.rcode.NOERROR, dns.rcode.NXDOMAIN)
 _getaddrinfo = socket.getaddrinfo  # the original, even when safedns.patch() replaced it
-
-
-def server_text(server: Server) -> str:
-    host, port = server
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-#: What a shell's TCP exchange ended with: the reply's octets, or the exception met.
-TcpResult = bytes | BaseException
-#: A TCP exchange done, as the shell reports it at ``Finish``: the question's
-#: index, what it ended with, and how long it took (seconds).
-TcpDone = tuple[int, TcpResult, float]
-
-
-@dataclass(frozen=True, slots=True)
-class Open:
-    """Open a UDP socket connected to ``address`` (closing the one open, if
-    any). The shell answers None, or the ``OSError`` it met."""
-
-    family: int
-    address: tuple[Any, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Send:
-    """Send ``datagram`` on the open socket: None, or the ``OSError`` met."""
-
-    datagram: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Receive:
-    """Wait until ``deadline`` (``time.monotonic``) for one datagram on the open
-    socket: its octets, None once the deadline passed, or the ``OSError`` met."""
-
-    deadline: float
-
-
-@dataclass(frozen=True, slots=True)
-class StartTcp:
-    """Ask question ``index`` again over TCP (``frame``: the framed query), with
-    its own ``timeout``, beside or after the UDP receive loop (the shell's
-    choice; the UDP deadline is not spent on it). The shell answers None and
-    reports the result at ``Finish``."""
-
-    index: int
-    host: str
-    port: int
-    frame: bytes
-    timeout: float
-
-
-@dataclass(frozen=True, slots=True)
-class Finish:
-    """Close the UDP socket and complete every ``StartTcp`` of this server try;
-    answer ``[(index, reply octets or the exception met, seconds it took), ...]``."""
-
-
-Command = Open | Send | Receive | StartTcp | Finish
-
-
-class Exchange:
-    """One batch of questions on its way through the nameservers (sans-I/O).
-
-    With ``metrics``, every query sent in a try gets exactly one result
-    there: its reply's RCODE (with the latency since the try began), or
-    truncated, or a failure; what is still open when the next try starts (or
-    at ``outcome``) timed out. ``clock`` times the replies (real time)."""
-
-    def __init__(
-        self,
-        questions: Sequence[tuple[str, str]],
-        metrics: UpstreamMetrics | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.questions = list(questions)
-        self.queries = [Query(qname, rdtype) for qname, rdtype in questions]
-        self.results: list[Response | None] = [None] * len(self.queries)
-        self.errors = ["timed out"] * len(self.queries)
-        self._metrics = metrics
-        self._clock = clock
-        self._server = ""
-        #: The queries of this try still waiting for a result: index -> sent at.
-        self._open: dict[int, float] = {}
-
-    def pending(self) -> list[int]:
-        return [i for i, r in enumerate(self.results) if r is None]
-
-    def start_try(self, pending: list[int], server: Server | None = None) -> dict[int, int]:
-        """Give each pending query a fresh random ID; returns {id: index}.
-        ``server``: where this try sends them (for the metrics)."""
-        self._close_try()
-        if self._metrics is not None and server is not None:
-            self._server = server_text(server)
-            self._open = dict.fromkeys(pending, self._clock())
-        waiting: dict[int, int] = {}
-        ids = iter(os.urandom(2 * len(pending) + 8))
-        for i in pending:
-            qid = next(ids, 0) << 8 | next(ids, 0)
-            while qid in waiting:
-                qid = int.from_bytes(os.urandom(2), "big")
-            self.queries[i].id = qid
-            waiting[qid] = i
-        return waiting
-
-    def match(self, data: bytes, waiting: dict[int, int]) -> tuple[int, Reply] | None:
-        """The (index, response) a datagram answers, or None for anything that
-        is not a reply to one of our waiting queries. The common replies are
-        read straight off the wire (``read_reply``), the others by dnspython."""
-        if len(data) < 2:
-            return None
-        qid = data[0] << 8 | data[1]
-        i = waiting.get(qid)
-        if i is None or not self.queries[i].answered_by(data):
-            return None
-        qname, rdtype = self.questions[i]
-        response: Reply | None = read_reply(data, qname, rdtype) or _parse(data)
-        if response is None:
-            return None
-        del waiting[qid]
-        return i, response
-
-    def receive(self, data: bytes, waiting: dict[int, int]) -> tuple[int, bool] | None:
-        """Take one datagram: None when it answers none of our waiting queries;
-        else (index, needs_tcp). A complete answer is accepted here; a
-        truncated one must be asked again over TCP."""
-        matched = self.match(data, waiting)
-        if matched is None:
-            return None
-        i, response = matched
-        if is_truncated(response):
-            self._answered(i, TRUNCATED)
-            self._reopen(i)  # the TCP query to come
-            return i, True
-        self.accept(i, response)
-        return i, False
-
-    def tcp_frame(self, i: int) -> bytes:
-        """Question ``i`` as a TCP message: two length octets, then the wire
-        (asked for when the TCP query is handed to the shell)."""
-        self._reopen(i)
-        wire = self.queries[i].wire
-        return struct.pack("!H", len(wire)) + wire
-
-    @staticmethod
-    def tcp_length(header: bytes) -> int:
-        """The length of the TCP message whose two-octet ``header`` came in."""
-        (length,) = struct.unpack("!H", header)
-        return int(length)
-
-    def receive_tcp(self, i: int, data: bytes) -> None:
-        """Take the TCP reply to question ``i``: accepted when it parses and
-        answers the query (ID and question), a failure otherwise. Both shells
-        validate TCP replies here, as they do datagrams in ``receive``."""
-        try:
-            response = dns.message.from_wire(data)
-        except Exception as exc:  # garbage on the wire, whatever it is
-            self.fail([i], f"tcp error: malformed reply: {exc}", MALFORMED)
-            return
-        if not self.queries[i].answered_by(data):
-            self.fail([i], "tcp error: mismatched reply", MALFORMED)
-            return
-        self.accept(i, response)
-
-    def tcp_done(self, i: int, reply: TcpResult, seconds: float | None = None) -> None:
-        """Take what the TCP exchange of question ``i`` ended with: the reply's
-        octets, or the exception the shell met (a timeout, a socket error, the
-        server closing early); ``seconds``: how long it took (the latency the
-        metrics record), when the shell measured it."""
-        if seconds is not None and i in self._open:
-            self._open[i] = self._clock() - seconds
-        if isinstance(reply, bytes):
-            self.receive_tcp(i, reply)
-        elif isinstance(reply, (TimeoutError, asyncio.TimeoutError)):
-            self.fail([i], "timed out (tcp)")
-        else:
-            self.fail([i], f"tcp error: {reply}")
-
-    def accept(self, i: int, response: Reply) -> None:
-        rcode = response.rcode()
-        text = dns.rcode.to_text(rcode)
-        self._answered(i, text)
-        if rcode in _ANSWERS:
-            self.results[i] = response
-        else:
-            # SERVFAIL, REFUSED, NOTIMP, FORMERR: try the next server, as glibc does.
-            self.errors[i] = text
-
-    def fail(self, indices: Sequence[int], reason: str, result: str | None = None) -> None:
-        """The queries ``indices`` failed for ``reason``; ``result`` (for the
-        metrics) defaults to a timeout or a network error, as ``reason`` says."""
-        if result is None:
-            result = TIMEOUT if reason.startswith("timed out") else NETWORK_ERROR
-        for i in indices:
-            if self.results[i] is None:
-                self.errors[i] = reason
-            self._failed(i, result)
-
-    def outcome(self) -> list[Response]:
-        self._close_try()
-        return [
-            r if r is not None else UpstreamFailure(self.errors[i])
-            for i, r in enumerate(self.results)
-        ]
-
-    # -- metrics: one result per query sent ---------------------------------
-
-    def _answered(self, i: int, result: str) -> None:
-        sent = self._open.pop(i, None)
-        if sent is not None and self._metrics is not None:
-            self._metrics.answered(self._server, result, self._clock() - sent)
-
-    def _failed(self, i: int, result: str) -> None:
-        if self._open.pop(i, None) is not None and self._metrics is not None:
-            self._metrics.failed(self._server, result)
-
-    def _reopen(self, i: int) -> None:
-        if self._metrics is not None and self._server:
-            self._open[i] = self._clock()
-
-    def _close_try(self) -> None:
-        """The try is over: what is still open timed out."""
-        if self._open and self._metrics is not None:
-            for _ in self._open:
-                self._metrics.failed(self._server, TIMEOUT)
-        self._open = {}
-
-
-def is_truncated(response: Reply) -> bool:
-    return bool(response.flags & dns.flags.TC)
-
-
-def _parse(data: bytes) -> dns.message.Message | None:
-    try:
-        return dns.message.from_wire(data)
-    except Exception:  # garbage on the wire is ignored, whatever it is
-        return None
 
 
 class _Servers:
@@ -307,9 +95,15 @@ class _Servers:
         clock: Callable[[], float] = time.monotonic,
         on_query: QueryObserver | None = None,
         metrics: UpstreamMetrics | None = None,
+        spend: Callable[[], bool] | None = None,
     ) -> None:
         self._servers: tuple[Server, ...] = config.servers()
         self._timeout = config.timeout
+        self._single_request = config.single_request
+        self._use_vc = config.use_vc
+        #: Takes one token of the query budget for a send beyond a question's
+        #: first (None: no budget), False when there is none.
+        self._spend = spend
         self._attempts = config.attempts
         self._rotate = config.rotate
         self._backoff = config.server_backoff
@@ -383,7 +177,19 @@ class _Servers:
         yields the I/O to do (``Open``, ``Send``, ``Receive``, ``StartTcp``,
         ``Finish``), takes what came of it, and returns one response or
         ``UpstreamFailure`` per question, in order. ``attempts`` (default: the
-        config's) is how many rounds over the servers to make."""
+        config's) is how many rounds over the servers to make. Under
+        ``single_request`` the questions go one after another, each exchange
+        over before the next question is sent."""
+        if self._single_request and len(questions) > 1:
+            results: list[Response] = []
+            for question in questions:
+                results += yield from self._exchange([question], attempts)
+            return results
+        return (yield from self._exchange(questions, attempts))
+
+    def _exchange(
+        self, questions: Sequence[tuple[str, str]], attempts: int | None
+    ) -> Generator[Command, Any, list[Response]]:
         exchange = self.new_exchange(questions)
         for server in self.rounds(attempts):
             pending = exchange.pending()
@@ -392,46 +198,72 @@ class _Servers:
             yield from self._try_server(server, exchange, pending)
         return exchange.outcome()
 
+    def _paid(self, exchange: Exchange, i: int) -> bool:
+        """May question ``i`` go out (again)? Its first send was paid for by the
+        caller; every later one (a retransmission, a TCP retry) spends a
+        budget token of its own."""
+        if i not in exchange.sent:
+            exchange.sent.add(i)
+            return True
+        return self._spend is None or self._spend()
+
     def _try_server(
         self, server: Server, exchange: Exchange, pending: list[int]
     ) -> Generator[Command, Any, None]:
-        """One try of one server: every pending question out at once over one
-        connected UDP socket, replies matched until the deadline, truncated
-        answers asked again over TCP; the server's health marked."""
+        """One try of one server: every pending question out at once, each over
+        a connected UDP socket of its own (or, under ``use_vc``, over TCP),
+        replies matched until the deadline, truncated answers asked again
+        over TCP; the server's health marked."""
         family, address = self._address(server)
         waiting = exchange.start_try(pending, server)
         heard = False
-        error: OSError | None = yield Open(family, address)
         for i in pending:
-            if error is not None:
-                break
-            self._observe(server, exchange.questions[i], "udp")
-            error = yield Send(bytes(exchange.queries[i].wire))
+            if not self._paid(exchange, i):
+                exchange.unsent(i, waiting)
+            elif self._use_vc:
+                exchange.unsent(i, waiting)  # waits on TCP, not on a datagram
+                yield from self._start_tcp(server, exchange, i)
+            else:
+                error: OSError | None = yield Open(family, address, i)
+                if error is None:
+                    self._observe(server, exchange.questions[i], "udp")
+                    error = yield Send(bytes(exchange.queries[i].wire), i)
+                if error is not None:
+                    exchange.lost(i, waiting, f"network error: {error.strerror or error}")
         deadline = time.monotonic() + self._timeout
-        while waiting and error is None:
+        while waiting:
             event = yield Receive(deadline)
             if event is None:
                 break
-            if isinstance(event, ConnectionRefusedError):  # ICMP port unreachable
-                exchange.fail(list(waiting.values()), "connection refused")
-                break
-            if isinstance(event, OSError):
-                error = event
-                break
-            received = exchange.receive(event, waiting)
+            index, data = event
+            if isinstance(data, ConnectionRefusedError):  # ICMP port unreachable
+                exchange.lost(index, waiting, "connection refused")
+                continue
+            if isinstance(data, OSError):
+                exchange.lost(index, waiting, f"network error: {data.strerror or data}")
+                continue
+            received = exchange.receive(data, waiting, index)
             if received is None:
                 continue
             heard = True
             i, needs_tcp = received
-            if needs_tcp:
-                self._observe(server, exchange.questions[i], "tcp")
-                yield StartTcp(i, server[0], server[1], exchange.tcp_frame(i), self._timeout)
-        if error is not None:
-            exchange.fail(pending, f"network error: {error.strerror or error}")
+            if not needs_tcp:
+                continue
+            if self._paid(exchange, i):
+                yield from self._start_tcp(server, exchange, i)
+            else:
+                exchange.unsent(i, waiting, BUDGET_SPENT)
         replies: list[TcpDone] = yield Finish()
         for i, reply, seconds in replies:
             exchange.tcp_done(i, reply, seconds)
+            heard = heard or isinstance(reply, bytes)
         self._mark(server, heard)
+
+    def _start_tcp(
+        self, server: Server, exchange: Exchange, i: int
+    ) -> Generator[Command, Any, None]:
+        self._observe(server, exchange.questions[i], "tcp")
+        yield StartTcp(i, server[0], server[1], exchange.tcp_frame(i), self._timeout)
 
 
 class Upstream(_Servers):
@@ -448,28 +280,30 @@ class Upstream(_Servers):
 
 
 class _Sockets:
-    """The blocking I/O of one exchange: one UDP socket at a time, TCP retries
-    queued until ``Finish``."""
+    """The blocking I/O of one exchange: a UDP socket per question, waited on
+    together (``poll``; one alone with a socket timeout, the cheaper way);
+    TCP retries queued until ``Finish``."""
 
     def __init__(self) -> None:
-        self.sock: socket.socket | None = None
+        self.socks: dict[int, socket.socket] = {}
+        #: The question of each open socket, by file descriptor.
+        self.owners: dict[int, int] = {}
         self.tcp: list[StartTcp] = []
 
     def perform(self, command: Command) -> Any:
         try:
             if isinstance(command, Receive):
-                assert self.sock is not None
-                return _receive(self.sock, command.deadline)
+                return self.receive(command.deadline)
             if isinstance(command, Send):
-                assert self.sock is not None
-                self.sock.send(command.datagram)
+                self.socks[command.index].send(command.datagram)
             elif isinstance(command, Open):
-                self.close()
-                self.sock = socket.socket(command.family, socket.SOCK_DGRAM)
-                self.sock.connect(command.address)
+                self.close(command.index)
+                sock = self.socks[command.index] = socket.socket(command.family, socket.SOCK_DGRAM)
+                self.owners[sock.fileno()] = command.index
+                sock.connect(command.address)
             elif isinstance(command, StartTcp):
                 self.tcp.append(command)
-            else:  # Finish: the UDP socket first, then the TCP retries in turn
+            else:  # Finish: the UDP sockets first, then the TCP retries in turn
                 self.close()
                 queued, self.tcp = self.tcp, []
                 return [_tcp(t) for t in queued]
@@ -477,28 +311,46 @@ class _Sockets:
             return exc
         return None
 
-    def close(self) -> None:
-        sock, self.sock = self.sock, None
-        if sock is not None:
-            sock.close()
+    def receive(self, deadline: float) -> tuple[int, bytes | OSError] | None:
+        """One datagram (or socket error) from any open socket by ``deadline``,
+        with the index of the socket's question; None after the deadline."""
+        if len(self.socks) == 1:
+            ((index, sock),) = self.socks.items()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            sock.settimeout(remaining)
+            try:
+                return index, sock.recv(65535)
+            except TimeoutError:
+                return None
+            except OSError as exc:  # ICMP unreachable, and the like
+                return index, exc
+        poller = select.poll()
+        for sock in self.socks.values():
+            poller.register(sock, select.POLLIN)
+        while (remaining := deadline - time.monotonic()) > 0:
+            for fd, _ in poller.poll(math.ceil(remaining * 1000)):
+                index = self.owners[fd]
+                try:  # a datagram (or an error) is there: this does not block
+                    return index, self.socks[index].recv(65535)
+                except OSError as exc:
+                    return index, exc
+        return None
+
+    def close(self, index: int | None = None) -> None:
+        """Close question ``index``'s socket, or every one."""
+        for i in list(self.socks) if index is None else [index]:
+            sock = self.socks.pop(i, None)
+            if sock is not None:
+                self.owners.pop(sock.fileno(), None)
+                sock.close()
 
     def __enter__(self) -> _Sockets:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _receive(sock: socket.socket, deadline: float) -> bytes | None:
-    """One datagram from ``sock`` by ``deadline``, or None."""
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        return None
-    sock.settimeout(remaining)
-    try:
-        return sock.recv(65535)
-    except TimeoutError:
-        return None
 
 
 def _tcp(command: StartTcp) -> TcpDone:
@@ -542,16 +394,8 @@ def _recv_exactly(sock: socket.socket, size: int, deadline: float) -> bytes:
     return bytes(buf)
 
 
-class _DatagramQueue(asyncio.DatagramProtocol):
-    def __init__(self) -> None:
-        self.queue: asyncio.Queue[bytes | OSError] = asyncio.Queue()
-
-    def datagram_received(self, data: bytes, addr: object) -> None:
-        self.queue.put_nowait(data)
-
-    def error_received(self, exc: Exception) -> None:
-        if isinstance(exc, OSError):
-            self.queue.put_nowait(exc)
+#: What the UDP sockets of one exchange put in its queue: (question, datagram or error).
+_Datagram = tuple[int, bytes | OSError]
 
 
 class AsyncUpstream(_Servers):
@@ -574,43 +418,51 @@ class AsyncUpstream(_Servers):
 
 
 class _Transports:
-    """The asyncio I/O of one exchange: one datagram endpoint at a time, TCP
-    retries as tasks, collected at ``Finish``."""
+    """The asyncio I/O of one exchange: a non-blocking UDP socket per question,
+    read by the loop (``add_reader``: cheaper than a datagram endpoint), all
+    feeding one queue; TCP retries as tasks, collected at ``Finish``."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.transport: asyncio.DatagramTransport | None = None
-        self.queue: asyncio.Queue[bytes | OSError] = asyncio.Queue()
+        self.socks: dict[int, socket.socket] = {}
+        self.queue: asyncio.Queue[_Datagram] = asyncio.Queue()
         self.tcp: list[asyncio.Task[TcpDone]] = []
 
     async def perform(self, command: Command) -> Any:
         if isinstance(command, Receive):
             return await _next_datagram(self.queue, command.deadline)
-        if isinstance(command, Send):
-            assert self.transport is not None
-            self.transport.sendto(command.datagram)
-        elif isinstance(command, Open):
-            self.close()
-            try:
-                self.transport, protocol = await self.loop.create_datagram_endpoint(
-                    _DatagramQueue, remote_addr=command.address, family=command.family
-                )
-            except OSError as exc:
-                return exc
-            self.queue = protocol.queue
-        elif isinstance(command, StartTcp):
-            self.tcp.append(self.loop.create_task(_tcp_async(command)))
-        else:
-            self.close()
-            done = [await task for task in self.tcp]
-            self.tcp.clear()
-            return done
+        try:
+            if isinstance(command, Send):
+                self.socks[command.index].send(command.datagram)
+            elif isinstance(command, Open):
+                self.close(command.index)
+                sock = self.socks[command.index] = socket.socket(command.family, socket.SOCK_DGRAM)
+                sock.setblocking(False)
+                sock.connect(command.address)
+                self.loop.add_reader(sock.fileno(), _readable, command.index, sock, self.queue)
+            elif isinstance(command, StartTcp):
+                self.tcp.append(self.loop.create_task(_tcp_async(command)))
+            else:
+                self.close()
+                done = [await task for task in self.tcp]
+                self.tcp.clear()
+                return done
+        except OSError as exc:
+            return exc
         return None
 
-    def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
-            self.transport = None
+    def close(self, index: int | None = None) -> None:
+        """Close question ``index``'s socket, or every one (a new queue then:
+        what the old sockets received is not for the next try)."""
+        indices = list(self.socks) if index is None else [index]
+        for i in indices:
+            sock = self.socks.pop(i, None)
+            if sock is not None:
+                with contextlib.suppress(RuntimeError, ValueError):  # its loop is closed
+                    self.loop.remove_reader(sock.fileno())
+                sock.close()
+        if index is None and indices:
+            self.queue = asyncio.Queue()
 
     async def aclose(self) -> None:
         self.close()
@@ -622,9 +474,19 @@ class _Transports:
             await asyncio.wait(unfinished)
 
 
-async def _next_datagram(
-    queue: asyncio.Queue[bytes | OSError], deadline: float
-) -> bytes | OSError | None:
+def _readable(index: int, sock: socket.socket, queue: asyncio.Queue[_Datagram]) -> None:
+    """Question ``index``'s socket is readable: its datagram (or error) to the queue."""
+    try:
+        data = sock.recv(65535)
+    except (BlockingIOError, InterruptedError):
+        return
+    except OSError as exc:  # ICMP unreachable, and the like
+        queue.put_nowait((index, exc))
+        return
+    queue.put_nowait((index, data))
+
+
+async def _next_datagram(queue: asyncio.Queue[_Datagram], deadline: float) -> _Datagram | None:
     """One datagram (or socket error) from ``queue`` by ``deadline``, or None."""
     remaining = deadline - time.monotonic()
     if remaining <= 0:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
+import socket
 import textwrap
 import time
 from collections.abc import Mapping, Sequence
@@ -92,6 +93,8 @@ class HostFacts:
     hosts_names: frozenset[str]
     environment: Mapping[str, str]
     config_error: str | None = None
+    #: Whether the host has a route to a global IPv6 address (None: not looked).
+    ipv6_route: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,8 @@ class Diagnosis:
             "timeout": config.timeout,
             "attempts": config.attempts,
             "cluster_domain": config.cluster_domain or cluster_domain_of(config.search),
+            "no_aaaa": config.no_aaaa,
+            "ipv6_route": self.facts.ipv6_route,
             "network": self.network,
             "probes": [asdict(p) for p in self.probes],
             "names": [asdict(n) for n in self.names],
@@ -197,6 +202,7 @@ def gather(
         hosts_names=frozenset(names),
         environment=dict(sorted(watched.items())),
         config_error=error,
+        ipv6_route=has_ipv6_route(),
     )
 
 
@@ -225,6 +231,17 @@ def _config_without_bad_variables(
     except (ValueError, OSError):
         config = ResolverConfig()
     return config, "; ".join(errors) or first
+
+
+def has_ipv6_route(probe: str = "2001:db8::1") -> bool:
+    """Whether this host can route to a global IPv6 address: a UDP socket is
+    connected to ``probe`` (the kernel picks a route; nothing is sent)."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
+            sock.connect((probe, 53))
+    except OSError:  # no IPv6 at all, or no route (ENETUNREACH)
+        return False
+    return True
 
 
 def _probe(server: str, timeout: float) -> Probe:
@@ -334,6 +351,11 @@ def _cost(name: str, facts: HostFacts) -> NameCost:
             note = "same order as glibc"
     elif ours == [absolute]:
         note = "under the cluster domain: already fully qualified, asked once"
+    elif ours[0] == absolute and _in_cluster(bare, config):
+        note = (
+            "a full cluster name: asked as-is first (CoreDNS answers none of its search "
+            "names), then the search list; glibc walks the search list first"
+        )
     elif ours[0] == absolute:
         note = "clearly external: asked as-is first, then the search list"
     else:
@@ -431,6 +453,12 @@ def diagnose(
             "namespace: safedns, like glibc, tries the search list first so a public twin "
             "never answers for it; end public names with a dot, or write service names in "
             f"full (api.prod.svc.{cluster or 'cluster.local'}.)"
+        )
+    if facts.ipv6_route is False and not config.no_aaaa:
+        advice.append(
+            "this host has no IPv6 route, so AAAA answers are of no use here: add "
+            "`options no-aaaa` (glibc 2.36; safedns reads it too) to halve the queries:\n"
+            "  dnsConfig:\n    options:\n      - name: no-aaaa"
         )
     if any(c.in_hosts_file for c in costs):
         advice.append("names in the hosts file are answered from it, without DNS")

@@ -16,6 +16,7 @@ import ipaddress
 import socket
 import weakref
 from collections.abc import Callable, Coroutine
+from ssl import SSLError
 from typing import Any
 
 from safedns._async import AsyncResolver
@@ -37,9 +38,21 @@ __all__ = [
 ]
 
 
-def _addrinfo_of(resolver: AsyncResolver | None) -> AddrInfo:
+def _addrinfo_of(resolver: AsyncResolver | Resolver | None) -> AddrInfo:
     if resolver is None:
         return default_addrinfo()
+    if isinstance(resolver, Resolver):
+        # A sync resolver: its drop-in asks an AsyncResolver sharing its cache
+        # (``AddrInfo.async_resolver``), as ``AsyncResolver(resolver=r)`` does.
+        given = resolver.dropin
+        if not isinstance(given, AddrInfo):
+            given = resolver.dropin = AddrInfo(resolver)
+        return given
+    if not isinstance(resolver, AsyncResolver):
+        raise TypeError(
+            "async_getaddrinfo(resolver=...) takes an AsyncResolver (or a Resolver, whose"
+            f" cache it shares), not {type(resolver).__name__}"
+        )
     addrinfo = resolver.dropin
     if not isinstance(addrinfo, AddrInfo):
         # Its sync resolver is never asked here: it lends the clock and configuration
@@ -58,11 +71,13 @@ async def async_getaddrinfo(
     proto: Any = 0,
     flags: Any = 0,
     *,
-    resolver: AsyncResolver | None = None,
+    resolver: AsyncResolver | Resolver | None = None,
 ) -> list[AddrInfoTuple]:
     """:func:`socket.getaddrinfo`'s results and errors (``socket.gaierror`` with the
     same codes), for asyncio: answered through ``resolver`` (default: one sharing the
-    cache of the resolver behind ``safedns.patch()``), never through a thread."""
+    cache of the resolver behind ``safedns.patch()``), never through a thread. A sync
+    ``Resolver`` is accepted too: its cache is shared, as with
+    ``AsyncResolver(resolver=r)``; anything else is a ``TypeError``."""
     return await getaddrinfo_with(_addrinfo_of(resolver), host, port, family, type, proto, flags)
 
 
@@ -185,7 +200,8 @@ def loop_create_connection(
     """A ``create_connection`` for loops that resolve inside it without calling their
     own ``getaddrinfo`` (uvloop resolves in libuv's thread pool): a named host is
     resolved by ``addrinfo`` first, then each address is tried in order through
-    ``original`` (TLS still checks the name: ``server_hostname`` defaults to it)."""
+    ``original`` (TLS still checks the name: ``server_hostname`` defaults to it; a
+    TLS failure is raised as it is, without trying the next address)."""
 
     async def create_connection(
         self: asyncio.AbstractEventLoop,
@@ -218,6 +234,12 @@ def loop_create_connection(
             options.update(family=int(row_family), server_hostname=server_hostname)
             try:
                 return await original(self, protocol_factory, address, sockaddr[1], **options)
+            except SSLError:
+                # Connected, then TLS failed (a certificate for another name, a
+                # handshake error): not a connect failure of this one address,
+                # so the next is not tried, and the caller gets the TLS error,
+                # as from asyncio's own create_connection.
+                raise
             except OSError as exc:
                 errors.append(exc)
         if len(errors) == 1:

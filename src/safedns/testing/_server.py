@@ -152,6 +152,9 @@ class DNSServer:
         self._crafted: dict[tuple[str, str], tuple[int, list[dns.rrset.RRset]]] = {}
         self._below: dict[dns.name.Name, int] = {}
         self._log: list[tuple[str, str, str]] = []
+        self._sources: list[tuple[str, str, str, tuple[Any, ...], float]] = []
+        #: Notified (under ``_lock``) whenever a query is recorded.
+        self._arrived = threading.Condition(self._lock)
         self._serving = True
         self._closed = False
         self._closing = threading.Event()
@@ -292,10 +295,25 @@ class DNSServer:
         with self._lock:
             return list(self._log)
 
+    @property
+    def query_sources(self) -> list[tuple[str, str, str, tuple[Any, ...], float]]:
+        """``(qname, qtype, "udp" | "tcp", source address, arrival time)`` of
+        every query received (a copy): where each came from (the client's
+        address and port) and when (``time.monotonic``)."""
+        with self._lock:
+            return list(self._sources)
+
+    def wait_for_queries(self, count: int, timeout: float = 10.0) -> bool:
+        """Block until at least ``count`` queries were received (since the last
+        ``clear``), or ``timeout`` seconds passed: True when they were."""
+        with self._arrived:
+            return self._arrived.wait_for(lambda: len(self._log) >= count, timeout)
+
     def clear(self) -> None:
         """Forget the queries recorded so far."""
         with self._lock:
             self._log.clear()
+            self._sources.clear()
 
     # -- records ---------------------------------------------------------------
 
@@ -456,7 +474,9 @@ class DNSServer:
             seen.add(target)
             name = target
 
-    def _parse(self, wire: bytes, transport: str) -> dns.message.Message | None:
+    def _parse(
+        self, wire: bytes, transport: str, source: tuple[Any, ...] = ()
+    ) -> dns.message.Message | None:
         """Parse and record a query; None if it is not one we can answer."""
         try:
             query = dns.message.from_wire(wire)
@@ -466,18 +486,20 @@ class DNSServer:
             except Exception:
                 key = None
             if key is not None:
-                self._record(key, transport)
+                self._record(key, transport, source)
             return None
         if query.flags & dns.flags.QR:
             return None
         key = _question_key(query)
         if key is not None:
-            self._record(key, transport)
+            self._record(key, transport, source)
         return query
 
-    def _record(self, key: tuple[str, str], transport: str) -> None:
-        with self._lock:
+    def _record(self, key: tuple[str, str], transport: str, source: tuple[Any, ...]) -> None:
+        with self._arrived:
             self._log.append((key[0], key[1], transport))
+            self._sources.append((key[0], key[1], transport, source, time.monotonic()))
+            self._arrived.notify_all()
 
     @staticmethod
     def _typed(query: dns.message.Message, types: set[str]) -> bool:
@@ -532,7 +554,7 @@ class DNSServer:
                 _log.debug("DNSServer failed to answer a UDP query", exc_info=True)
 
     def _handle_udp(self, wire: bytes, addr: tuple[Any, ...]) -> None:
-        query = self._parse(wire, "udp")
+        query = self._parse(wire, "udp", addr)
         if query is None or not self._serving:
             return
         if self.drop_rate > 0 and self._rng.random() < self.drop_rate:
@@ -592,7 +614,7 @@ class DNSServer:
     def _accept(self) -> None:
         for _ in range(_DRAIN_BATCH):
             try:
-                conn, _ = self._tcp.accept()
+                conn, peer = self._tcp.accept()
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:
@@ -601,7 +623,7 @@ class DNSServer:
             conn.settimeout(_POLL)
             thread = threading.Thread(
                 target=self._serve_tcp,
-                args=(conn,),
+                args=(conn, tuple(peer)),
                 name=f"DNSServer-{self.address[1]}-tcp-{next(self._conn_ids)}",
                 daemon=True,
             )
@@ -627,7 +649,7 @@ class DNSServer:
             buf += chunk
         return bytes(buf)
 
-    def _serve_tcp(self, conn: socket.socket) -> None:
+    def _serve_tcp(self, conn: socket.socket, peer: tuple[Any, ...] = ()) -> None:
         try:
             while True:
                 header = self._recv_exact(conn, 2)
@@ -637,7 +659,7 @@ class DNSServer:
                 wire = self._recv_exact(conn, size) if size else None
                 if wire is None:
                     return
-                query = self._parse(wire, "tcp")
+                query = self._parse(wire, "tcp", peer)
                 if query is None:
                     return
                 if not self._serving or self._dropped(query):
