@@ -360,7 +360,7 @@ def test_has_ipv6_route_in_namespaces_with_and_without_one() -> None:
     name = f"safedns-v6-{os.getpid()}"
     probe = (
         f"import sys; sys.path.insert(0, {SRC!r});"
-        " from safedns._doctor import has_ipv6_route; print(has_ipv6_route())"
+        " from safedns._app.doctor import has_ipv6_route; print(has_ipv6_route())"
     )
 
     def ip(*args: str) -> None:

@@ -13,7 +13,7 @@ import dns.rcode
 import pytest
 
 from safedns import AsyncResolver, NameNotFound, Resolver, TemporaryFailure
-from safedns._getaddrinfo import AddrInfo
+from safedns._dropin.addrinfo import AddrInfo
 from safedns.testing import DNSServer
 from tests.conftest import QueryGate, k8s_config
 
