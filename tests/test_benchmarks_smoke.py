@@ -30,6 +30,7 @@ SCENARIOS = (
     "scale",
     "scale_flood",
     "httpx_bench",
+    "httpx_bench_async",
     "negative_cache",
     "miss_path",
 )
@@ -133,9 +134,19 @@ def test_other_scenarios_have_their_figures(tiny: dict[str, Any]) -> None:
     assert negative["safedns-async"]["before"] == "NODATA"
     assert _number(negative["safedns-async"]["queries_after_add"])
     assert negative["aiodns"]["status"] == "ok" and negative["aiodns"]["seen_ms"] is not None
-    if scenarios["httpx_bench"]["status"] == "ok":
-        plain = scenarios["httpx_bench"]["peers"]["httpx"]
-        assert _number(plain["rps_close"]) and _number(plain["queries_per_10k_close"])
+    for name, plain, ours in (
+        ("httpx_bench", "httpx", "safedns-httpx"),
+        ("httpx_bench_async", "httpx-async", "safedns-httpx-async"),
+    ):
+        if scenarios[name]["status"] != "ok":
+            continue
+        peers = scenarios[name]["peers"]
+        assert _number(peers[plain]["rps_close"]) and _number(peers[plain]["queries_per_10k_close"])
+        for peer in (plain, ours):
+            for key in ("rps_keepalive", "hole_ms", "keepalive_added_ms", "outage_pct"):
+                assert _number(peers[peer][key]), (name, peer, key)
+            assert _number(peers[peer]["outage_queries_per_request"]), (name, peer)
+        assert any("keep-alive" in g["goal"] for g in scenarios[name]["goals"])
 
 
 def test_miss_path_has_safedns_and_dnspython_side_by_side(tiny: dict[str, Any]) -> None:
