@@ -139,7 +139,7 @@ SIZES: dict[str, Sizes] = {
         scale_samples=1000,
         httpx_requests=1000,
         httpx_hole_requests=7,
-        httpx_outage_requests=100,
+        httpx_outage_requests=300,
     ),
     "full": Sizes(
         level="full",
@@ -159,7 +159,7 @@ SIZES: dict[str, Sizes] = {
         scale_samples=1000,
         httpx_requests=10_000,
         httpx_hole_requests=21,
-        httpx_outage_requests=500,
+        httpx_outage_requests=1000,
     ),
 }
 
