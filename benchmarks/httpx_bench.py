@@ -102,7 +102,7 @@ def _unavailable(rows: dict[str, PeerRow], client: str, reply: dict[str, Any]) -
 
 def _measure(ctx: Context, server: Server, proc: Child, rows: dict[str, PeerRow]) -> None:
     """Per mode: each client alone first (its DNS queries, counted at dnsmasq,
-    from a fresh client), then all clients raced in turns for req/s."""
+    from a fresh client), then each client raced with its peer in turns for req/s."""
     n = ctx.sizes.httpx_requests
     for mode in MODES:
         for client, row in list(rows.items()):
@@ -118,16 +118,17 @@ def _measure(ctx: Context, server: Server, proc: Child, rows: dict[str, PeerRow]
             row.values[f"queries_per_10k_{mode}"] = queries * 10_000 / reply["n"]
             row.values[f"queries_{mode}"] = queries
             row.values[f"ok_{mode}"] = reply["ok"]
-        racing = [client for client, row in rows.items() if row.ok]
-        if not racing:
-            return
-        reply = proc.step(
-            {"clients": racing, "step": "race", "mode": mode, "n": RACE * n, "chunk": CHUNK},
-            timeout=120 + RACE * n * len(racing) / 50,
-        )
-        for client in racing:
-            rows[client].values[f"rps_{mode}"] = median(reply["rates"][client])
-            rows[client].values[f"ok_{mode}"] += reply["ok"][client]
+        for _, reference, plain, _ in TABLES:  # each pair raced on its own: A B, B A, ...
+            racing = [client for client in (plain, reference) if rows[client].ok]
+            if not racing:
+                continue
+            reply = proc.step(
+                {"clients": racing, "step": "race", "mode": mode, "n": RACE * n, "chunk": CHUNK},
+                timeout=120 + RACE * n * len(racing) / 50,
+            )
+            for client in racing:
+                rows[client].values[f"rps_{mode}"] = median(reply["rates"][client])
+                rows[client].values[f"ok_{mode}"] += reply["ok"][client]
 
 
 def _measure_hole(ctx: Context, proc: Child, rows: dict[str, PeerRow]) -> None:
@@ -260,9 +261,8 @@ def _notes(ctx: Context, hole: dict[str, Any], seconds: float, *, is_async: bool
         f"{n:,} sequential GETs per client and mode from one process to an HTTP/1.1 server "
         "in it (so req/s is client + server CPU), from a fresh client: DNS queries counted at "
         f"dnsmasq, scaled to 10k requests. Then req/s: {RACE * n:,} more GETs per client, in "
-        f"turns of {min(CHUNK, RACE * n)} (A B C D, D C B A, …: the sync and async clients "
-        "together) so that all meet the same machine load; the median turn's rate. Record "
-        "TTL 300 s.",
+        f"turns of {min(CHUNK, RACE * n)} against its peer in this table (A B, B A, …) so that "
+        "both meet the same machine load; the median turn's rate. Record TTL 300 s.",
         f"Black-holed first address: {HOLE_HOST} has two A records on one port: "
         f"{hole['hole']}, a black hole (a listener with listen(0) whose one-place accept queue "
         f"is full, so SYNs are dropped), and {hole['live']}, a live server. glibc sorts them "
