@@ -39,6 +39,7 @@ are skipped, never estimated):
 python -m benchmarks --quick --json /tmp/bench.json --markdown docs/benchmarks.md  # < 1 min
 python -m benchmarks --json bench.json --markdown docs/benchmarks.md   # full sizes, minutes
 python -m benchmarks --only hit_latency,scale                          # some scenarios
+python -m benchmarks --only httpx --quick                              # one, by prefix
 ```
 
 `--quick` runs every scenario at a small size (burst N = 10 and 100, a 3 s outage, scale
@@ -57,20 +58,28 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--json", metavar="FILE", help="write the figures as JSON")
     parser.add_argument("--markdown", metavar="FILE", help="write the Markdown page")
     parser.add_argument(
-        "--only", metavar="NAMES", help=f"comma-separated subset of: {', '.join(SCENARIOS)}"
+        "--only",
+        metavar="NAMES",
+        help=f"comma-separated subset of: {', '.join(SCENARIOS)} (or a unique prefix: httpx)",
     )
     parser.add_argument("--no-pin", action="store_true", help="do not pin latency loops")
     args = parser.parse_args(argv)
     if args.only:
-        args.only = ",".join(ALIASES.get(n, n) for n in args.only.split(","))
-        unknown = set(args.only.split(",")) - set(SCENARIOS)
+        found = {name: _scenario(name) for name in args.only.split(",")}
+        unknown = sorted(name for name, scenario in found.items() if scenario is None)
         if unknown:
-            parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
+            parser.error(f"unknown scenario(s): {', '.join(unknown)}")
+        args.only = ",".join(scenario for scenario in found.values() if scenario is not None)
     return args
 
 
-#: Short names ``--only`` also takes.
-ALIASES = {"httpx": "httpx_bench"}
+def _scenario(name: str) -> str | None:
+    """The scenario ``name`` names: itself, or the one scenario it begins."""
+    if name in SCENARIOS:
+        return name
+    matches = [scenario for scenario in SCENARIOS if scenario.startswith(name)]
+    return matches[0] if len(matches) == 1 else None
+
 
 #: (scenario, figure) pairs gathered in the JSON's "summary".
 _HEADLINES = (

@@ -93,8 +93,11 @@ class Sizes:
     scale_flood: int
     scale_flood_unbudgeted: int
     scale_samples: int
-    #: httpx: requests per client and mode.
+    #: httpx: requests per client and mode; requests to the black-holed name per client;
+    #: kept-alive requests per client before, and again during, the DNS outage.
     httpx_requests: int
+    httpx_hole_requests: int
+    httpx_outage_requests: int
 
 
 SIZES: dict[str, Sizes] = {
@@ -115,6 +118,8 @@ SIZES: dict[str, Sizes] = {
         scale_flood_unbudgeted=2500,
         scale_samples=200,
         httpx_requests=40,
+        httpx_hole_requests=2,
+        httpx_outage_requests=20,
     ),
     "quick": Sizes(
         level="quick",
@@ -133,6 +138,8 @@ SIZES: dict[str, Sizes] = {
         scale_flood_unbudgeted=5000,
         scale_samples=1000,
         httpx_requests=1000,
+        httpx_hole_requests=7,
+        httpx_outage_requests=300,
     ),
     "full": Sizes(
         level="full",
@@ -151,6 +158,8 @@ SIZES: dict[str, Sizes] = {
         scale_flood_unbudgeted=100_000,
         scale_samples=1000,
         httpx_requests=10_000,
+        httpx_hole_requests=21,
+        httpx_outage_requests=1000,
     ),
 }
 
@@ -286,23 +295,41 @@ class Server:
     def count(self) -> int:
         return len(self.queries())
 
-    def udp_receive_errors(self) -> int | None:
-        """UDP datagrams dropped in the namespace because a receive buffer was full:
-        queries the server never saw (or replies a client never got). None without one."""
+    def _snmp(self, path: str, prefix: str) -> dict[str, int] | None:
+        """The UDP counters of the namespace's ``/proc/net/snmp`` (``Udp:`` rows,
+        a header then the values) or ``snmp6`` (``Udp6Name value`` lines)."""
         if self.netns is None:
             return None
         out = subprocess.run(
-            self.netns.command("cat", "/proc/net/snmp"),
+            self.netns.command("cat", path),
             capture_output=True,
             text=True,
             timeout=10,
             check=False,
         ).stdout
-        rows = [line.split() for line in out.splitlines() if line.startswith("Udp:")]
-        if len(rows) < 2:
+        rows = [line.split() for line in out.splitlines() if line.startswith(prefix)]
+        if prefix.endswith(":"):
+            if len(rows) < 2:
+                return None
+            return {k: int(v) for k, v in zip(rows[0][1:], rows[1][1:], strict=False)}
+        return {row[0][len(prefix) :]: int(row[1]) for row in rows if len(row) == 2}
+
+    def udp_receive_errors(self) -> int | None:
+        """UDP datagrams dropped in the namespace because a receive buffer was full:
+        queries the server never saw (or replies a client never got). None without one."""
+        fields = self._snmp("/proc/net/snmp", "Udp:")
+        return None if fields is None else fields.get("RcvbufErrors", 0)
+
+    def udp_sent(self) -> int | None:
+        """UDP datagrams sent in the namespace so far (IPv4 and IPv6). While the
+        server is stopped (frozen: it sends nothing, and reads nothing, so its own
+        log cannot count), the difference of two readings is the DNS queries the
+        clients sent. None without a namespace."""
+        v4 = self._snmp("/proc/net/snmp", "Udp:")
+        v6 = self._snmp("/proc/net/snmp6", "Udp6")
+        if v4 is None:
             return None
-        fields = dict(zip(rows[0][1:], rows[1][1:], strict=False))
-        return int(fields.get("RcvbufErrors", 0))
+        return v4.get("OutDatagrams", 0) + (v6 or {}).get("OutDatagrams", 0)
 
     def stop(self) -> None:
         """Stop answering. dnsmasq is frozen (SIGSTOP): it keeps its port, so queries

@@ -34,6 +34,7 @@ SCENARIOS = (
     "clients_httpx2",
     "clients_requests",
     "clients_aiohttp",
+    "httpx_bench_async",
     "negative_cache",
     "miss_path",
 )
@@ -144,9 +145,20 @@ def test_other_scenarios_have_their_figures(tiny: dict[str, Any]) -> None:
                 figures = clients["peers"][peer]
                 assert _number(figures["rps_keepalive"]), (kind, peer)
                 assert _number(figures["busy_attempts"]) and _number(figures["hole_ms"])
-    if scenarios["httpx_bench"]["status"] == "ok":
-        plain = scenarios["httpx_bench"]["peers"]["httpx"]
-        assert _number(plain["rps_close"]) and _number(plain["queries_per_10k_close"])
+    for name, plain, ours in (
+        ("httpx_bench", "httpx", "safedns-httpx"),
+        ("httpx_bench_async", "httpx-async", "safedns-httpx-async"),
+    ):
+        if scenarios[name]["status"] != "ok":
+            continue
+        peers = scenarios[name]["peers"]
+        assert _number(peers[plain]["queries_per_10k_close"])
+        for peer in (plain, ours):
+            for key in ("rps_keepalive", "rps_close", "hole_ms", "keepalive_added_ms"):
+                assert _number(peers[peer][key]), (name, peer, key)
+            assert _number(peers[peer]["outage_pct"]), (name, peer)
+            assert _number(peers[peer]["outage_queries_per_request"]), (name, peer)
+        assert any("keep-alive" in g["goal"] for g in scenarios[name]["goals"])
 
 
 def test_miss_path_has_safedns_and_dnspython_side_by_side(tiny: dict[str, Any]) -> None:
