@@ -31,6 +31,7 @@ from safedns.aiohttp import RetryMiddleware, SafeConnector  # noqa: E402
 from safedns.testing import DNSServer  # noqa: E402
 
 from . import test_httpx_transport as httpx_tests  # noqa: E402
+from .conftest import FakeClock, until  # noqa: E402
 from .httpservers import Backend, BlackHole, RawServer, backends, same_port  # noqa: E402
 from .test_httpx_transport import _ProxyBackend, client_tls, server_tls  # noqa: E402
 
@@ -74,16 +75,6 @@ async def client(
 async def fetch(session: Any, url: str, **kwargs: Any) -> tuple[int, str]:
     async with session.get(url, **kwargs) as response:
         return response.status, await response.text()
-
-
-async def until(predicate: Callable[[], bool], timeout: float) -> bool:
-    """Poll ``predicate`` (without blocking the loop) until true or ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() >= deadline:
-            return False
-        await asyncio.sleep(0.01)
-    return True
 
 
 # ------------------------------------------------------------------ pure parts
@@ -377,7 +368,7 @@ def test_keepalive_and_new_connections_survive_a_dns_outage_without_waiting(
             assert (await fetch(session, server.url(NAME)))[0] == 200
             dns.stop()
             resolver.flush()  # nothing cached, nothing stale: DNS is simply gone
-            await asyncio.sleep(1.05)  # the answer's TTL runs out: refreshes are due
+            clock.advance(2)  # the answer's TTL runs out: refreshes are due
             for headers in [{}] * 5 + [{"Connection": "close"}] * 3:
                 started = time.monotonic()
                 assert (await fetch(session, server.url(NAME), headers=headers))[0] == 200
@@ -387,7 +378,8 @@ def test_keepalive_and_new_connections_survive_a_dns_outage_without_waiting(
     config = safedns.ResolverConfig(
         nameservers=[dns.nameserver], search=(), ndots=1, timeout=2.0, attempts=1
     )
-    with safedns.Resolver(config) as resolver, backends("127.0.0.2") as (server,):
+    clock = FakeClock()
+    with safedns.Resolver(config, clock=clock) as resolver, backends("127.0.0.2") as (server,):
         times = run(lambda: main(server, resolver))
         # New connections dial the last addresses the connector had (the first
         # "close" request still goes over the kept-alive connection).

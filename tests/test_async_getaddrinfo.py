@@ -19,7 +19,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 import warnings
 import weakref
 from collections.abc import Callable, Coroutine, Iterator
@@ -425,9 +424,7 @@ def test_no_task_or_socket_outlives_a_patched_loop(
             dns.delay = 2.0
         listener.close()
         await listener.wait_closed()
-        deadline = time.monotonic() + 30
-        while len(dns.queries) < 2 and time.monotonic() < deadline:
-            await asyncio.sleep(0.005)  # until the refresh's query is at the server
+        await until(lambda: len(dns.queries) >= 2, 30)  # the refresh's query is at the server
         tasks = asyncio.all_tasks() - {asyncio.current_task()}
         refreshing.extend(t.get_coro().__qualname__ for t in tasks)  # type: ignore[union-attr]
 

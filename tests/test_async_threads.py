@@ -15,7 +15,7 @@ import pytest
 
 from safedns import AsyncResolver, NameNotFound
 from safedns.testing import DNSServer
-from tests.conftest import k8s_config
+from tests.conftest import k8s_config, until
 
 #: Seconds each churn run lasts.
 RUN = 4.0
@@ -102,10 +102,7 @@ def test_aclose_cancels_another_threads_lookup_on_its_own_loop(server: DNSServer
 
     async def waiting() -> None:
         task = asyncio.ensure_future(resolver.resolve("slow.example.com."))
-        deadline = time.monotonic() + 10
-        while not server.query_count and time.monotonic() < deadline:
-            await asyncio.sleep(0.005)  # until the query is at the server
-        if server.query_count:
+        if await until(lambda: server.query_count > 0, 10):  # the query is at the server
             started.set()
         try:
             await task
