@@ -1,11 +1,11 @@
-"""What the urllib3 and requests adapter tests share, besides ``httpservers``:
-the DNS server and a resolver on it, a trustme CA, a black hole and a server
-that closes every connection without a response, all real and on loopback."""
+"""What every HTTP adapter's tests share (httpx, httpx2, urllib3, requests,
+aiohttp), besides ``httpservers``: the DNS server and a resolver on it, a
+trustme CA and TLS contexts, an HTTP proxy that answers itself, a tunnelling
+proxy, all real and on loopback."""
 
 from __future__ import annotations
 
 import contextlib
-import select
 import socket
 import ssl
 import subprocess
@@ -33,12 +33,16 @@ def dns() -> Iterator[DNSServer]:
         yield server
 
 
-@pytest.fixture
-def resolver(dns: DNSServer) -> Iterator[safedns.Resolver]:
+def make_resolver(dns: DNSServer) -> safedns.Resolver:
     config = safedns.ResolverConfig(
         nameservers=[dns.nameserver], search=(), ndots=1, timeout=0.5, attempts=1
     )
-    with safedns.Resolver(config) as res:
+    return safedns.Resolver(config)
+
+
+@pytest.fixture
+def resolver(dns: DNSServer) -> Iterator[safedns.Resolver]:
+    with make_resolver(dns) as res:
         yield res
 
 
@@ -53,56 +57,10 @@ def server_tls(ca: trustme.CA, name: str) -> ssl.SSLContext:
     return ctx
 
 
-@contextlib.contextmanager
-def black_hole(host: str, port: int) -> Iterator[None]:
-    """``host:port`` drops every SYN: a listener with ``listen(0)`` whose
-    accept queue is already full (one connection made, never accepted), so a
-    connect to it neither succeeds nor fails."""
-    listener = socket.socket()
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind((host, port))
-    listener.listen(0)
-    filler = socket.create_connection((host, port), timeout=2)
-    probe = socket.socket()
-    probe.setblocking(False)
-    try:
-        probe.connect_ex((host, port))
-        _, writable, _ = select.select([], [probe], [], 0.3)
-        assert not writable, "the black hole answered a SYN"
-        yield
-    finally:
-        for sock in (probe, filler, listener):
-            sock.close()
-
-
-class Closer:
-    """A TCP server on ``host:port`` that reads a request and closes the
-    connection without a response (``port`` 0: any free one)."""
-
-    def __init__(self, host: str, port: int = 0) -> None:
-        self._listener = socket.create_server((host, port))
-        self.port = int(self._listener.getsockname()[1])
-        self.accepted = 0
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                sock, _ = self._listener.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            with sock:
-                sock.settimeout(2)
-                with contextlib.suppress(OSError):
-                    sock.recv(65536)
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self._listener.shutdown(socket.SHUT_RDWR)
-        self._listener.close()
-        self._thread.join(5)
+def client_tls(ca: trustme.CA) -> ssl.SSLContext:
+    ctx = ssl.create_default_context()
+    ca.configure_trust(ctx)
+    return ctx
 
 
 class ProxyBackend(Backend):

@@ -30,10 +30,9 @@ from safedns._http.dial import Hosts  # noqa: E402
 from safedns.aiohttp import RetryMiddleware, SafeConnector  # noqa: E402
 from safedns.testing import DNSServer  # noqa: E402
 
-from . import test_httpx_transport as httpx_tests  # noqa: E402
+from .adapterkit import ProxyBackend, ca, client_tls, dns, resolver, server_tls  # noqa: E402
 from .conftest import FakeClock, until  # noqa: E402
 from .httpservers import Backend, BlackHole, RawServer, backends, same_port  # noqa: E402
-from .test_httpx_transport import _ProxyBackend, client_tls, server_tls  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings(
     "error::ResourceWarning", "error::pytest.PytestUnraisableExceptionWarning"
@@ -43,10 +42,7 @@ NAME = "svc.example.com"
 T = TypeVar("T")
 
 
-#: The DNS server, resolver and CA fixtures of the httpx tests, shared.
-dns = httpx_tests.dns
-resolver = httpx_tests.resolver
-ca = httpx_tests.ca
+__all__ = ["ca", "dns", "resolver"]  # fixtures
 
 
 def run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -561,7 +557,7 @@ def test_the_proxy_hostname_resolves_through_safedns_the_target_does_not(
                 session, "http://target.example.com/x", proxy=proxy.url("proxy.example.com")
             )
 
-    proxy = _ProxyBackend("127.0.0.6")
+    proxy = ProxyBackend("127.0.0.6")
     try:
         assert run(lambda: main(proxy)) == (200, "proxied GET http://target.example.com/x")
     finally:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -21,26 +20,16 @@ import safedns.httpx
 import safedns.httpx2
 from safedns.testing import DNSServer
 
+from .adapterkit import dns, make_resolver
 from .httpservers import Backend, BlackHole, backends, wait_for
+
+__all__ = ["dns"]  # fixtures
 
 NAME = "svc.example.com"
 FLAVOURS = [
     pytest.param((httpx, safedns.httpx), id="httpx"),
     pytest.param((httpx2, safedns.httpx2), id="httpx2"),
 ]
-
-
-@pytest.fixture
-def dns() -> Iterator[DNSServer]:
-    with DNSServer(negative_ttl=1) as server:
-        yield server
-
-
-def make_resolver(dns: DNSServer) -> safedns.Resolver:
-    cfg = safedns.ResolverConfig(
-        nameservers=[dns.nameserver], search=(), ndots=1, timeout=0.5, attempts=1
-    )
-    return safedns.Resolver(cfg)
 
 
 def test_the_twin_is_made_of_the_same_source() -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -28,18 +27,14 @@ from safedns._http.retry import parse_retry_after
 from safedns.httpx import AsyncSafeTransport, SafeTransport
 from safedns.testing import DNSServer
 
+from .adapterkit import dns
 from .conftest import FakeClock
 from .httpservers import Backend, BlackHole, RawServer, backends, same_port
 
 NAME = "svc.example.com"
+__all__ = ["dns"]  # fixtures
 NO_KEEPALIVE = httpx.Limits(max_keepalive_connections=0)
 FIXTURE_REUSE = HealthCheck.function_scoped_fixture  # one DNS server serves every example
-
-
-@pytest.fixture
-def dns() -> Iterator[DNSServer]:
-    with DNSServer(negative_ttl=1) as server:
-        yield server
 
 
 def make_resolver(

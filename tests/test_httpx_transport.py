@@ -27,45 +27,18 @@ from safedns._http.follow import AddressBook, ConnectionWatch, Retirement, inter
 from safedns.httpx import AsyncSafeTransport, SafeTransport, TransportStats
 from safedns.testing import DNSServer
 
+from .adapterkit import (
+    NAME,
+    ProxyBackend,
+    ca,
+    client_tls,
+    dns,
+    resolver,
+    server_tls,
+)
 from .httpservers import Backend, H2Backend, backends, wait_for
 
-NAME = "svc.example.com"
-
-
-@pytest.fixture
-def dns() -> Iterator[DNSServer]:
-    with DNSServer(negative_ttl=1) as server:
-        yield server
-
-
-def make_resolver(dns: DNSServer) -> safedns.Resolver:
-    config = safedns.ResolverConfig(
-        nameservers=[dns.nameserver], search=(), ndots=1, timeout=0.5, attempts=1
-    )
-    return safedns.Resolver(config)
-
-
-@pytest.fixture
-def resolver(dns: DNSServer) -> Iterator[safedns.Resolver]:
-    with make_resolver(dns) as res:
-        yield res
-
-
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-def server_tls(ca: trustme.CA, name: str) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert(name).configure_cert(ctx)
-    return ctx
-
-
-def client_tls(ca: trustme.CA) -> ssl.SSLContext:
-    ctx = ssl.create_default_context()
-    ca.configure_trust(ctx)
-    return ctx
+__all__ = ["ca", "dns", "resolver"]  # fixtures
 
 
 # ------------------------------------------------------------------ pure parts
@@ -453,18 +426,11 @@ def test_literal_ip_never_asks_dns(dns: DNSServer, resolver: safedns.Resolver) -
     assert transport.stats().connections_opened == 1
 
 
-class _ProxyBackend(Backend):
-    """An HTTP proxy that answers itself, naming the request it got."""
-
-    def answer(self, handler: Any) -> tuple[int, list[tuple[str, str]], bytes]:
-        return 200, [], f"proxied {handler.command} {handler.path}".encode()
-
-
 def test_proxy_hostname_resolves_through_safedns_target_does_not(
     dns: DNSServer, resolver: safedns.Resolver
 ) -> None:
     dns.add("proxy.example.com", "A", "127.0.0.6", ttl=60)
-    proxy = _ProxyBackend("127.0.0.6")
+    proxy = ProxyBackend("127.0.0.6")
     try:
         transport = SafeTransport(
             resolver=resolver, proxy=f"http://proxy.example.com:{proxy.port}"
@@ -478,12 +444,12 @@ def test_proxy_hostname_resolves_through_safedns_target_does_not(
 
 
 @pytest.fixture
-def env_proxy(monkeypatch: pytest.MonkeyPatch) -> Iterator[_ProxyBackend]:
+def env_proxy(monkeypatch: pytest.MonkeyPatch) -> Iterator[ProxyBackend]:
     """A real proxy on 127.0.0.6, named by ``HTTP_PROXY`` in the environment."""
     for name in ("ALL_PROXY", "NO_PROXY", "HTTPS_PROXY", "HTTP_PROXY"):
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.lower(), raising=False)
-    proxy = _ProxyBackend("127.0.0.6")
+    proxy = ProxyBackend("127.0.0.6")
     monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.6:{proxy.port}")
     try:
         yield proxy
@@ -492,7 +458,7 @@ def env_proxy(monkeypatch: pytest.MonkeyPatch) -> Iterator[_ProxyBackend]:
 
 
 def test_trust_env_proxies_and_the_transport_as_docs_guides_say(
-    dns: DNSServer, resolver: safedns.Resolver, env_proxy: _ProxyBackend
+    dns: DNSServer, resolver: safedns.Resolver, env_proxy: ProxyBackend
 ) -> None:
     """docs/guides.md, httpx: with ``transport=``, httpx.Client ignores the
     proxy environment variables (trust_env=True or not); without it, or with

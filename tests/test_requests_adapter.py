@@ -21,17 +21,15 @@ from safedns.testing import DNSServer
 
 from .adapterkit import (
     NAME,
-    Closer,
     ProxyBackend,
     TunnelProxy,
-    black_hole,
     ca,
     dns,
     import_error_without,
     resolver,
     server_tls,
 )
-from .httpservers import backends, wait_for
+from .httpservers import BlackHole, RawServer, backends, wait_for
 
 __all__ = ["ca", "dns", "resolver"]  # fixtures
 
@@ -101,7 +99,7 @@ def test_a_black_holed_first_address_costs_one_attempt_delay(
     dns.add(NAME, "A", "127.0.0.5", ttl=60)
     dead, live = resolver.resolve_addresses(NAME)  # the order the adapter dials in
     # The server says Connection: close too: the client never races its close.
-    with backends(live, headers=CLOSE) as (alive,), black_hole(dead, alive.port):
+    with backends(live, headers=CLOSE) as (alive,), BlackHole(dead, alive.port):
         adapter = SafeAdapter(resolver)
         latencies = []
         with session_for(adapter) as session:
@@ -124,7 +122,7 @@ def test_a_close_without_a_response_is_retried_elsewhere_but_not_a_post(
     bad, good = resolver.resolve_addresses(NAME)
     dns.add("closer.example.com", "A", bad, ttl=60)
     with backends(good, headers=CLOSE) as (server,):
-        closer = Closer(bad, server.port)
+        closer = RawServer(bad, server.port)
         try:
             adapter = SafeAdapter(resolver, retry=safedns.RetryPolicy(backoff=0))
             with session_for(adapter) as session:

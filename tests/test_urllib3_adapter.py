@@ -25,16 +25,14 @@ from safedns.urllib3._pool import classify, single_try
 
 from .adapterkit import (
     NAME,
-    Closer,
     ProxyBackend,
-    black_hole,
     ca,
     dns,
     import_error_without,
     resolver,
     server_tls,
 )
-from .httpservers import backends, wait_for
+from .httpservers import BlackHole, RawServer, backends, wait_for
 
 __all__ = ["ca", "dns", "resolver"]  # fixtures
 
@@ -93,7 +91,7 @@ def test_a_black_holed_first_address(dns: DNSServer, resolver: safedns.Resolver)
     dead, live = resolver.resolve_addresses(NAME)
     with (
         backends(live, headers=CLOSE) as (alive,),
-        black_hole(dead, alive.port),
+        BlackHole(dead, alive.port),
         SafePoolManager(resolver) as http,
     ):
         for _ in range(5):
@@ -151,7 +149,7 @@ def test_close_without_a_response(dns: DNSServer, resolver: safedns.Resolver) ->
     bad, good = resolver.resolve_addresses(NAME)
     dns.add("closer.example.com", "A", bad, ttl=60)
     with backends(good, headers=CLOSE) as (server,):
-        closer = Closer(bad, server.port)
+        closer = RawServer(bad, server.port)
         try:
             with SafePoolManager(resolver, retry=safedns.RetryPolicy(backoff=0)) as http:
                 for _ in range(3):  # the GET goes to the other address
@@ -171,7 +169,7 @@ def test_without_retry_urllib3s_own_retries_go_elsewhere_and_count(
     dns.add(NAME, "A", "127.0.0.5", ttl=60)
     bad, good = resolver.resolve_addresses(NAME)
     with backends(good, headers=CLOSE) as (server,):
-        closer = Closer(bad, server.port)
+        closer = RawServer(bad, server.port)
         try:
             with SafePoolManager(resolver, retries=Retry(1)) as http:
                 assert http.request("GET", server.url(NAME)).data == good.encode()
