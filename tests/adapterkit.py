@@ -11,6 +11,7 @@ import ssl
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ import trustme
 import safedns
 from safedns.testing import DNSServer
 
-from .httpservers import Backend
+from .httpservers import Backend, BlackHole
 
 NAME = "svc.example.com"
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,6 +62,32 @@ def client_tls(ca: trustme.CA) -> ssl.SSLContext:
     ctx = ssl.create_default_context()
     ca.configure_trust(ctx)
     return ctx
+
+
+def hole_then_live(resolver: safedns.Resolver, dns: DNSServer) -> tuple[BlackHole, Backend]:
+    """A black hole on the first address ``NAME``'s answer lists, a live
+    server on the second, one port."""
+    dns.add(NAME, "A", "127.0.0.6", ttl=60)
+    dns.add(NAME, "A", "127.0.0.7", ttl=60)
+    first, second = resolver.resolve_addresses(NAME)
+    for _ in range(20):
+        hole = BlackHole(first)
+        try:
+            return hole, Backend(second, hole.port)
+        except OSError:
+            hole.close()
+    raise RuntimeError("no common port")
+
+
+async def timed_gets(client: Any, url: str, n: int = 4) -> list[float]:
+    """Seconds each of ``n`` GETs through an async httpx-like ``client`` took
+    (each must answer 200)."""
+    times = []
+    for _ in range(n):
+        started = time.monotonic()
+        assert (await client.get(url)).status_code == 200
+        times.append(time.monotonic() - started)
+    return times
 
 
 class ProxyBackend(Backend):

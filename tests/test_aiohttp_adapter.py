@@ -30,9 +30,17 @@ from safedns._http.dial import Hosts  # noqa: E402
 from safedns.aiohttp import RetryMiddleware, SafeConnector  # noqa: E402
 from safedns.testing import DNSServer  # noqa: E402
 
-from .adapterkit import ProxyBackend, ca, client_tls, dns, resolver, server_tls  # noqa: E402
+from .adapterkit import (  # noqa: E402
+    ProxyBackend,
+    ca,
+    client_tls,
+    dns,
+    hole_then_live,
+    resolver,
+    server_tls,
+)
 from .conftest import FakeClock, until  # noqa: E402
-from .httpservers import Backend, BlackHole, RawServer, backends, same_port  # noqa: E402
+from .httpservers import Backend, RawServer, backends, same_port  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings(
     "error::ResourceWarning", "error::pytest.PytestUnraisableExceptionWarning"
@@ -202,21 +210,6 @@ def test_connections_follow_the_record_to_its_new_address(
     assert stats.connections_opened == 2
 
 
-def _hole_then_live(resolver: safedns.Resolver, dns: DNSServer) -> tuple[BlackHole, Backend]:
-    """A black hole on the first address the name's answer lists, a live
-    server on the second, one port."""
-    dns.add(NAME, "A", "127.0.0.6", ttl=60)
-    dns.add(NAME, "A", "127.0.0.7", ttl=60)
-    first, second = resolver.resolve_addresses(NAME)
-    for _ in range(20):
-        hole = BlackHole(first)
-        try:
-            return hole, Backend(second, hole.port)
-        except OSError:
-            hole.close()
-    raise RuntimeError("no common port")
-
-
 def test_a_black_holed_first_address_and_no_keepalive(
     dns: DNSServer, resolver: safedns.Resolver
 ) -> None:
@@ -229,7 +222,7 @@ def test_a_black_holed_first_address_and_no_keepalive(
                 times.append(time.monotonic() - started)
         return times
 
-    hole, live = _hole_then_live(resolver, dns)
+    hole, live = hole_then_live(resolver, dns)
     with hole, live:
         times = run(lambda: main(live))
         assert live.accepted == 6

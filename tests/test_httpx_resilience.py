@@ -27,7 +27,7 @@ from safedns._http.retry import parse_retry_after
 from safedns.httpx import AsyncSafeTransport, SafeTransport
 from safedns.testing import DNSServer
 
-from .adapterkit import dns
+from .adapterkit import dns, hole_then_live, timed_gets
 from .conftest import FakeClock
 from .httpservers import Backend, BlackHole, RawServer, backends, same_port
 
@@ -387,22 +387,9 @@ def test_retries_go_to_the_other_address(dns: DNSServer, broken: str) -> None:
 # ------------------------------------------------ black holes (4)
 
 
-def _hole_then_live(resolver: safedns.Resolver, dns: DNSServer) -> tuple[BlackHole, Backend]:
-    dns.add(NAME, "A", "127.0.0.6", ttl=60)
-    dns.add(NAME, "A", "127.0.0.7", ttl=60)
-    first, second = resolver.resolve_addresses(NAME)
-    for _ in range(20):
-        hole = BlackHole(first)
-        try:
-            return hole, Backend(second, hole.port)
-        except OSError:
-            hole.close()
-    raise RuntimeError("no common port")
-
-
 def test_a_black_holed_first_address_costs_one_attempt_delay(dns: DNSServer) -> None:
     with make_resolver(dns) as resolver:
-        hole, live = _hole_then_live(resolver, dns)
+        hole, live = hole_then_live(resolver, dns)
         with hole, live:
             transport = SafeTransport(resolver=resolver, limits=NO_KEEPALIVE)
             with httpx.Client(transport=transport, timeout=5) as client:
@@ -421,15 +408,10 @@ def test_a_black_holed_first_address_async(dns: DNSServer) -> None:
         async with safedns.AsyncResolver(resolver=resolver) as aresolver:
             transport = AsyncSafeTransport(resolver=aresolver, limits=NO_KEEPALIVE)
             async with httpx.AsyncClient(transport=transport, timeout=5) as client:
-                times = []
-                for _ in range(4):
-                    started = time.monotonic()
-                    assert (await client.get(live.url(NAME))).status_code == 200
-                    times.append(time.monotonic() - started)
-                return times
+                return await timed_gets(client, live.url(NAME))
 
     with make_resolver(dns) as resolver:
-        hole, live = _hole_then_live(resolver, dns)
+        hole, live = hole_then_live(resolver, dns)
         with hole, live:
             times = asyncio.run(main(live, resolver))
     assert max(times) < 0.6, times
