@@ -27,6 +27,7 @@ import enum
 import functools
 import ipaddress
 import itertools
+import socket
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -37,8 +38,10 @@ __all__ = [
     "HostAnswer",
     "Retirement",
     "canonical",
+    "family_for",
     "interleave",
     "is_ip_literal",
+    "is_local_name",
 ]
 
 #: After a background refresh failed, the next one waits this long (seconds):
@@ -55,6 +58,21 @@ def is_ip_literal(host: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def is_local_name(host: str) -> bool:
+    """``localhost`` and the names under it (RFC 6761): the resolver answers
+    them without DNS (``resolve_addresses``), so there is no answer to follow."""
+    name = host.lower().rstrip(".")
+    return name == "localhost" or name.endswith(".localhost")
+
+
+def family_for(local_address: str | None) -> int:
+    """The address family to resolve for: that of a bound ``local_address``,
+    else both (``AF_UNSPEC``)."""
+    if local_address is None:
+        return socket.AF_UNSPEC
+    return socket.AF_INET6 if ":" in local_address else socket.AF_INET
 
 
 def canonical(address: str) -> str:

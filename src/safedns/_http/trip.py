@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from safedns._exceptions import InvalidName, NameNotFound, ResolveError
 from safedns._http.connect import connect_sync
 from safedns._http.dial import Attempts, Hosts, Route
-from safedns._http.follow import is_ip_literal
+from safedns._http.follow import is_ip_literal, is_local_name
 from safedns._http.retry import Decision, Failure, RetryRun
 
 if TYPE_CHECKING:
@@ -42,8 +42,6 @@ __all__ = [
     "Trip",
     "dial_addresses",
     "dial_sync",
-    "family_of",
-    "is_local_name",
     "refresh_due",
     "refresh_sync",
 ]
@@ -54,20 +52,6 @@ RESOLVE_ERRORS = (ResolveError, InvalidName)
 NOT_FOUND = (NameNotFound, InvalidName)
 
 R = TypeVar("R")
-
-
-def is_local_name(host: str) -> bool:
-    """``localhost`` and the names under it (RFC 6761), which the resolver
-    answers without DNS (``resolve_addresses``)."""
-    name = host.lower().rstrip(".")
-    return name == "localhost" or name.endswith(".localhost")
-
-
-def family_of(local_address: str | None) -> int:
-    """The family to resolve for: that of a bound ``local_address``, else both."""
-    if local_address is None:
-        return socket.AF_UNSPEC
-    return socket.AF_INET6 if ":" in local_address else socket.AF_INET
 
 
 def dial_addresses(

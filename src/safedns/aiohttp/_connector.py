@@ -43,7 +43,13 @@ from safedns._exceptions import InvalidName, NameNotFound, ResolveError
 from safedns._hosts import HOSTS_PATH
 from safedns._http.background import Refreshes
 from safedns._http.dial import DEFAULT_DELAY, Hosts, Route, check_delay, current_route, find_route
-from safedns._http.follow import ConnectionWatch, HostAnswer, Retirement, is_ip_literal
+from safedns._http.follow import (
+    ConnectionWatch,
+    HostAnswer,
+    Retirement,
+    is_ip_literal,
+    is_local_name,
+)
 from safedns._http.stats import TransportCounters, TransportStats
 from safedns._resolver import Resolver as SyncResolver
 from safedns.aiohttp._resolver import FAMILIES, Resolver, error_code, results
@@ -93,12 +99,6 @@ _DIAL: contextvars.ContextVar[_Dial | None] = contextvars.ContextVar(
 )
 
 
-def _is_local_name(host: str) -> bool:
-    """``localhost`` and names under it (RFC 6761): answered without DNS."""
-    name = host.lower().rstrip(".")
-    return name == "localhost" or name.endswith(".localhost")
-
-
 class DialResolver(Resolver):
     """The connector's resolver: lookups answered from its ``Hosts`` (see the
     module docstring), in the order a new connection should try them."""
@@ -144,7 +144,7 @@ class DialResolver(Resolver):
     async def lookup(self, host: str, family: int) -> HostAnswer:
         """Ask (the hosts file, then the resolver) and keep the answer."""
         local = self.hosts_file_addresses(host, family)
-        if local is None and _is_local_name(host):
+        if local is None and is_local_name(host):
             local = await self.resolver.resolve_addresses(host, family)
         if local is not None:
             return self.known.learn_local(host, local, self.clock())

@@ -21,6 +21,7 @@ from safedns._async import AsyncResolver
 from safedns._http.background import Refreshes
 from safedns._http.connect import connect_async
 from safedns._http.dial import Route, current_route, routing
+from safedns._http.follow import is_local_name
 from safedns._resolver import Resolver
 from safedns.httpx._common import RESOLVE_ERRORS, Drain
 from safedns.httpx._core import (
@@ -29,7 +30,6 @@ from safedns.httpx._core import (
     TransportCore,
     WatchedConnectionCore,
     WatchingPoolCore,
-    is_local_name,
 )
 
 __all__ = ["AsyncSafeBackend", "AsyncSafeTransport"]

@@ -21,6 +21,7 @@ import httpx
 
 from safedns._exceptions import InvalidName, NameNotFound, ResolveError
 from safedns._http.dial import DEFAULT_DELAY, check_delay
+from safedns._http.follow import family_for
 from safedns._http.retry import Failure, RetryBudget, RetryPolicy
 from safedns._http.stats import TransportCounters, TransportStats
 
@@ -38,7 +39,6 @@ __all__ = [
     "TransportStats",
     "body_replayable",
     "classify",
-    "family_for",
     "install_pool",
     "resolve_error",
 ]
@@ -106,14 +106,6 @@ NOT_FOUND = (NameNotFound, InvalidName)
 
 #: httpx's own default (``httpx.HTTPTransport(limits=...)``).
 DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
-
-
-def family_for(local_address: str | None) -> int:
-    """The address family to resolve for: that of ``local_address`` if one is
-    bound, else both."""
-    if local_address is None:
-        return socket.AF_UNSPEC
-    return socket.AF_INET6 if ":" in local_address else socket.AF_INET
 
 
 @dataclass(frozen=True)

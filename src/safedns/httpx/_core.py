@@ -32,7 +32,7 @@ import httpcore
 import httpx
 
 from safedns._http.dial import Attempts, Hosts, Route, find_route
-from safedns._http.follow import ConnectionWatch, Retirement, is_ip_literal
+from safedns._http.follow import ConnectionWatch, Retirement, is_ip_literal, is_local_name
 from safedns._http.retry import Decision, Failure, RetryBudget, RetryPolicy, RetryRun
 from safedns._records import Answer
 from safedns.httpx._common import (
@@ -53,7 +53,6 @@ __all__ = [
     "TransportCore",
     "WatchedConnectionCore",
     "WatchingPoolCore",
-    "is_local_name",
 ]
 
 ResolverT = TypeVar("ResolverT")
@@ -66,13 +65,6 @@ _RETIRED = {
     Retirement.DNS: "connections_retired_dns",
     Retirement.AGE: "connections_retired_age",
 }
-
-
-def is_local_name(host: str) -> bool:
-    """``localhost`` and names under it (RFC 6761): the resolver answers them
-    without DNS, through ``resolve_addresses``."""
-    host = host.lower().rstrip(".")
-    return host == "localhost" or host.endswith(".localhost")
 
 
 class BackendCore(Generic[ResolverT, NetworkT]):

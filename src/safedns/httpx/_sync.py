@@ -23,6 +23,7 @@ import httpx
 
 from safedns._http.connect import connect_sync
 from safedns._http.dial import Route, current_route, routing
+from safedns._http.follow import is_local_name
 from safedns._resolver import Resolver
 from safedns.httpx._common import RESOLVE_ERRORS, Dial, Drain
 from safedns.httpx._core import (
@@ -31,7 +32,6 @@ from safedns.httpx._core import (
     TransportCore,
     WatchedConnectionCore,
     WatchingPoolCore,
-    is_local_name,
 )
 from safedns.httpx._stream import SocketStream
 

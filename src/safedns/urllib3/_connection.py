@@ -35,14 +35,13 @@ from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConn
 from safedns._dropin.errors import gai_error
 from safedns._exceptions import InvalidName, NameNotFound
 from safedns._http.dial import Hosts, check_delay, current_route, find_route
-from safedns._http.follow import ConnectionWatch, Retirement
+from safedns._http.follow import ConnectionWatch, Retirement, family_for
 from safedns._http.retry import RetryBudget, RetryPolicy, RetryRun
 from safedns._http.stats import TransportCounters, TransportStats
 from safedns._http.trip import (
     RESOLVE_ERRORS,
     dial_addresses,
     dial_sync,
-    family_of,
     refresh_due,
     refresh_sync,
 )
@@ -161,7 +160,7 @@ class SafeHTTPConnection(HTTPConnection):
                 )
         route = current_route()
         try:
-            addresses = dial_addresses(state.resolver, state.hosts, host, route, family_of(local))
+            addresses = dial_addresses(state.resolver, state.hosts, host, route, family_for(local))
         except RESOLVE_ERRORS as exc:
             raise _resolve_error(host, self, exc) from exc
         try:

@@ -37,9 +37,10 @@ from urllib3.util.retry import Retry
 from urllib3.util.ssl_match_hostname import CertificateError
 
 from safedns._http.dial import find_route, routing
+from safedns._http.follow import family_for
 from safedns._http.retry import Failure, RetryBudget, RetryPolicy
 from safedns._http.stats import TransportStats
-from safedns._http.trip import RESOLVE_ERRORS, Trip, family_of
+from safedns._http.trip import RESOLVE_ERRORS, Trip
 from safedns._resolver import Resolver
 from safedns.urllib3._connection import SafeHTTPConnection, SafeHTTPSConnection, TransportState
 
@@ -198,7 +199,7 @@ class SafeHTTPConnectionPool(HTTPConnectionPool):
         run = state.retry_run(method, body_replayable=_replayable(body, body_pos))
         source = self.conn_kw.get("source_address")
         host = self._dialled_host()
-        state.refresh_if_due(host, family_of(source[0] if source else None))
+        state.refresh_if_due(host, family_for(source[0] if source else None))
         answer = state.hosts.book.get(host)
         if answer is not self.safedns_swept:
             self.safedns_swept = answer
