@@ -11,7 +11,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from types import TracebackType
 from typing import Any
 
@@ -191,14 +191,19 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
     return True
 
 
-async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-    """``wait_until`` on an event loop: the loop runs on while it waits."""
+async def until(predicate: Callable[[], bool | Awaitable[bool]], timeout: float = 10.0) -> bool:
+    """``wait_until`` on an event loop: the loop runs on while it waits. The
+    predicate may be a coroutine function (``lambda: answered()``)."""
     deadline = time.monotonic() + timeout
-    while not predicate():
+    while True:
+        held = predicate()
+        if not isinstance(held, bool):
+            held = await held
+        if held:
+            return True
         if time.monotonic() >= deadline:
             return False
         await asyncio.sleep(0.005)
-    return True
 
 
 @pytest.fixture

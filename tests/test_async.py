@@ -154,10 +154,12 @@ def test_stale_response_timeout_0_answers_stale_at_once(
             started = time.monotonic()
             assert (await resolver.resolve("api.example.com.")).stale
             assert time.monotonic() - started < 0.1
-            for _ in range(500):
-                if (await resolver.resolve("api.example.com.")).addresses == ["192.0.2.99"]:
-                    break
-                await asyncio.sleep(0.01)
+
+            async def refreshed() -> bool:
+                answer = await resolver.resolve("api.example.com.")
+                return answer.addresses == ["192.0.2.99"]
+
+            assert await until(refreshed)
             assert not (await resolver.resolve("api.example.com.")).stale
         assert server.queries == [("api.example.com.", "A")] * 3
 
@@ -170,12 +172,12 @@ def test_refresh_ahead_in_the_background(server: DNSServer, clock: FakeClock) ->
         await resolver.resolve("api.example.com")
         clock.advance(55)
         assert (await resolver.resolve("api.example.com")).ttl == 5
+
         # Until the refresh lands the cached answer is served (TTL 5).
-        for _ in range(500):
-            if (await resolver.resolve("api.example.com")).ttl == 60:
-                break
-            await asyncio.sleep(0.01)
-        assert (await resolver.resolve("api.example.com")).ttl == 60
+        async def refreshed() -> bool:
+            return (await resolver.resolve("api.example.com")).ttl == 60
+
+        assert await until(refreshed)
         assert len(server.queries) == 2
         await resolver.aclose()
 
